@@ -1,0 +1,228 @@
+/*
+** scimgate plugin ABI: the storage vtable.
+**
+** Storage holds everything gateway nodes must share: tenants, token hashes,
+** SCIM resources (users and groups) with their index keys, and group
+** memberships as rows. It never interprets SCIM: the core validates and
+** canonicalises resources, computes index keys and folded values, applies
+** PATCH, and hands storage finished JSON text.
+**
+** Threading: `open`/`close` run once, on the main thread. `connect` is called
+** once per worker thread; a connection (sg_conn) is used by one thread at a
+** time and every other method takes one. An instance (sg_storage) must allow
+** `connect` and `disconnect` from any thread.
+**
+** Transactions: the core wraps one SCIM request in begin/commit (or
+** rollback), so a request is atomic. Methods called outside begin/commit run
+** in their own implicit transaction.
+**
+** Tenancy: every tenant-scoped call names the tenant; an id that belongs to
+** another tenant is treated as absent (SG_ENOTFOUND / no row).
+**
+** Memory: inputs are borrowed for the duration of the call (copy what you
+** keep). Row pointers handed to callbacks are valid only inside the callback.
+** Text output goes to caller-owned sg_buf through host->buf_append.
+*/
+#ifndef SCIMGATE_STORAGE_H
+#define SCIMGATE_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "abi.h"
+#include "error.h"
+#include "filter.h"
+#include "host.h"
+
+typedef struct sg_storage sg_storage; /* a plugin instance (opaque)        */
+/* sg_conn, a per-thread connection, is declared in host.h. */
+
+typedef enum sg_rtype {
+    SG_RT_USER = 1,
+    SG_RT_GROUP = 2,
+} sg_rtype;
+
+typedef enum sg_txn_mode {
+    SG_TXN_READ = 0,  /* only reads follow                                  */
+    SG_TXN_WRITE = 1, /* writes follow: take the write lock now            */
+} sg_txn_mode;
+
+/* ---- tenants ----------------------------------------------------------- */
+
+typedef struct sg_tenant {
+    const char *id;      /* random, unguessable; the URL segment            */
+    const char *name;    /* unique, chosen by the operator                  */
+    const char *created; /* RFC 3339 UTC                                    */
+    int disabled;        /* 1: every credential of the tenant is refused   */
+} sg_tenant;
+
+/* Called once per tenant. Return nonzero to stop the iteration. */
+typedef int (*sg_tenant_fn)(void *ud, const sg_tenant *t);
+
+/* ---- tokens ------------------------------------------------------------ */
+
+/* What an auth plugin needs to check a presented token (fixed size, so the
+ * lookup never allocates). */
+struct sg_token_info {
+    char tenant[65];                    /* owning tenant id               */
+    unsigned char hash[SG_HASH_LEN];    /* host->token_hash of the secret */
+    int64_t expires_ms;                 /* 0: never                       */
+    int revoked;                        /* 1: revoked                     */
+    int tenant_disabled;                /* 1: the tenant is disabled      */
+};
+
+typedef struct sg_token {
+    const char *id;       /* public part of the token                      */
+    const char *tenant;
+    const unsigned char *hash; /* SG_HASH_LEN bytes (input only)           */
+    int64_t created_ms;
+    int64_t expires_ms;   /* 0: never                                      */
+    int64_t revoked_ms;   /* 0: live                                       */
+    int64_t last_used_ms; /* 0: never used                                 */
+    const char *last_addr;/* NULL when never used                          */
+} sg_token;
+
+typedef int (*sg_token_fn)(void *ud, const sg_token *t);
+
+/* ---- resources --------------------------------------------------------- */
+
+/* sg_key.flags */
+#define SG_KEY_UNIQUE 0x01u /* at most one resource of the type per tenant
+                               may hold this (attr, folded) pair            */
+
+/* An index key the core extracted from a resource. A resource may have
+ * several keys with the same `attr` (multi-valued attributes). */
+typedef struct sg_key {
+    const char *attr;   /* canonical path, as sg_attr_ref.path             */
+    const char *value;  /* the value as sent                               */
+    const char *folded; /* the compare form (== value when case-exact)     */
+    uint32_t flags;
+} sg_key;
+
+/* A resource as written by the core, and as read back (keys unset). */
+typedef struct sg_resource {
+    sg_rtype type;
+    const char *id;
+    int64_t version;      /* meta.version, kept by the core, grows by one  */
+    const char *created;  /* meta.created, RFC 3339                        */
+    const char *modified; /* meta.lastModified                             */
+    const char *json;     /* canonical body without "meta" and "members"   */
+    size_t json_len;
+    const sg_key *keys; /* input only */
+    size_t nkeys;
+} sg_resource;
+
+/* Called once per row. Return SG_OK to continue; any other status stops the
+ * iteration and is returned by the method that called it. */
+typedef sg_status (*sg_row_fn)(void *ud, const sg_resource *row);
+
+/* A search. Rows come back in `sort` order, else in creation order. */
+typedef struct sg_query {
+    sg_rtype type;
+    const sg_filter *filter; /* NULL: every resource of the type           */
+    const sg_attr_ref *sort; /* NULL: creation order                       */
+    int sort_descending;
+    int64_t start_index;     /* 1-based offset into the matching rows      */
+    int64_t count;           /* at most this many rows; 0: count only       */
+} sg_query;
+
+typedef struct sg_search_out {
+    /* The part of the filter the plugin did not compile: NULL when every
+     * returned row satisfies the whole filter, else a node of the query's
+     * tree (the root, or a child of a top-level AND) that the core must
+     * still evaluate on each row. Rows always satisfy what was compiled.
+     * When non-NULL the plugin returns every candidate row in order,
+     * ignoring start_index and count, and `total` is not set. */
+    const sg_filter *residual;
+    int64_t total;  /* number of matching rows (when residual == NULL)     */
+    int sorted;     /* 1 when the rows follow query.sort                   */
+} sg_search_out;
+
+/* ---- memberships ------------------------------------------------------- */
+
+typedef struct sg_member {
+    const char *value;   /* member id                                      */
+    const char *display; /* as sent, or NULL                               */
+    sg_rtype type;       /* output: the member's type; input: ignored       */
+} sg_member;
+
+typedef sg_status (*sg_member_fn)(void *ud, const sg_member *m);
+
+/* ---- the vtable -------------------------------------------------------- */
+
+typedef struct sg_storage_vtab {
+    SG_ABI_HEADER;
+    const char *name;
+
+    /* Open an instance with the plugin's options (`storage.KEY = value` in
+     * the gateway's configuration, handed over without the prefix) and run
+     * schema migrations. `data_dir` is the gateway's data directory.
+     * OUT: *out, released with close. */
+    sg_status (*open)(const sg_host *host, const char *data_dir, const sg_kv *opts, size_t nopts,
+                      sg_storage **out, sg_error *err);
+    void (*close)(sg_storage *st);
+
+    /* A connection for the calling thread. OUT: *out, released with
+     * disconnect on the same thread. */
+    sg_status (*connect)(sg_storage *st, sg_conn **out, sg_error *err);
+    void (*disconnect)(sg_conn *c);
+
+    sg_status (*begin)(sg_conn *c, sg_txn_mode mode, sg_error *err);
+    sg_status (*commit)(sg_conn *c, sg_error *err);
+    void (*rollback)(sg_conn *c); /* no-op outside a transaction */
+
+    /* Tenants. tenant_create: SG_ECONFLICT when the id or name exists.
+     * tenant_get: by id, or by unique name; SG_ENOTFOUND. */
+    sg_status (*tenant_create)(sg_conn *c, const sg_tenant *t, sg_error *err);
+    sg_status (*tenant_get)(sg_conn *c, const char *id_or_name, sg_tenant_fn fn, void *ud,
+                            sg_error *err);
+    sg_status (*tenant_list)(sg_conn *c, sg_tenant_fn fn, void *ud, sg_error *err);
+    sg_status (*tenant_set_disabled)(sg_conn *c, const char *id, int disabled, sg_error *err);
+
+    /* Tokens. token_info fills a fixed-size record for auth (any tenant).
+     * token_list: oldest first. token_update sets expires_ms and/or
+     * revoked_ms of one of the tenant's tokens (a value < 0 leaves that
+     * field unchanged); SG_ENOTFOUND. token_touch records last use. */
+    sg_status (*token_create)(sg_conn *c, const sg_token *t, sg_error *err);
+    sg_status (*token_info)(sg_conn *c, const char *id, sg_token_info *out, sg_error *err);
+    sg_status (*token_list)(sg_conn *c, const char *tenant, sg_token_fn fn, void *ud,
+                            sg_error *err);
+    sg_status (*token_update)(sg_conn *c, const char *tenant, const char *id, int64_t expires_ms,
+                              int64_t revoked_ms, sg_error *err);
+    sg_status (*token_touch)(sg_conn *c, const char *id, int64_t when_ms, const char *addr,
+                             sg_error *err);
+
+    /* Resources. create: SG_ECONFLICT (detail names the attribute) when a
+     * SG_KEY_UNIQUE key clashes. replace: the stored version must equal
+     * `expected_version` (SG_EPRECOND otherwise; SG_ENOTFOUND when absent);
+     * body, version, modified and keys are replaced. remove: also removes
+     * the resource's memberships, as a group and as a member. */
+    sg_status (*create)(sg_conn *c, const char *tenant, const sg_resource *r, sg_error *err);
+    sg_status (*get)(sg_conn *c, const char *tenant, sg_rtype type, const char *id, sg_row_fn fn,
+                     void *ud, sg_error *err);
+    sg_status (*replace)(sg_conn *c, const char *tenant, const sg_resource *r,
+                         int64_t expected_version, sg_error *err);
+    sg_status (*remove)(sg_conn *c, const char *tenant, sg_rtype type, const char *id,
+                        sg_error *err);
+    sg_status (*search)(sg_conn *c, const char *tenant, const sg_query *q, sg_row_fn fn, void *ud,
+                        sg_search_out *out, sg_error *err);
+
+    /* Memberships, O(k) in the number of ids given, whatever the group's
+     * size. members_add and members_remove are idempotent. members_list
+     * reports members in insertion order with their type. resolve sets
+     * types[i] to the type of ids[i] in the tenant, or 0 when unknown. */
+    sg_status (*members_add)(sg_conn *c, const char *tenant, const char *group_id,
+                             const sg_member *m, size_t n, sg_error *err);
+    sg_status (*members_remove)(sg_conn *c, const char *tenant, const char *group_id,
+                                const char *const *ids, size_t n, sg_error *err);
+    sg_status (*members_clear)(sg_conn *c, const char *tenant, const char *group_id,
+                               sg_error *err);
+    sg_status (*members_list)(sg_conn *c, const char *tenant, const char *group_id,
+                              sg_member_fn fn, void *ud, sg_error *err);
+    sg_status (*resolve)(sg_conn *c, const char *tenant, const char *const *ids, size_t n,
+                         sg_rtype *types, sg_error *err);
+
+    /* ABI 1.x: append new methods BELOW this line only. */
+} sg_storage_vtab;
+
+#endif

@@ -1,0 +1,72 @@
+/*
+** Configuration (DESIGN §1c): one file of `key = value` lines (`--config` or
+** SCIMGATE_CONFIG), environment variables and flags, with the precedence
+** flag > environment > file > default. Every key has all three forms by one
+** rule: file `a.b_c`, flag `--a.b_c`, environment `SCIMGATE_A_B_C`.
+**
+** Plugin options are the keys under `storage.` and `auth.<name>.`; they are
+** handed to the plugin without the prefix. In the environment they are
+** SCIMGATE_STORAGE_<KEY> (the rest lower-cased).
+*/
+#ifndef SG_CONFIG_H
+#define SG_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "scimgate/host.h"
+
+typedef struct sg_limits {
+    int64_t body_bytes;
+    int64_t json_depth;
+    int64_t filter_length;
+    int64_t filter_depth;
+    int64_t page_default;
+    int64_t page_max;
+    int64_t bulk_operations;
+    int64_t bulk_bytes;
+    int64_t lua_instructions;
+    int64_t lua_memory;
+    int64_t tenant_rps;
+    int64_t workers;
+    int64_t longpoll;
+} sg_limits;
+
+typedef struct sg_config {
+    char *data;
+    char *server_key;
+    char *schemas;
+    char *listen;
+    char *admin_listen;
+    char *public_url;
+    char *scripts;
+    char *plugins;
+    char *storage;
+    char *auth;
+    char *tls_cert;
+    char *tls_key;
+    char *trusted_proxies;
+    char *log_level;
+    sg_limits limits;
+    /* storage.* and auth.* options, in the order read (later wins). */
+    sg_kv *opts;
+    size_t nopts;
+} sg_config;
+
+/*
+** Load the configuration. Recognised `--key value` / `--key=value` flags
+** (and --config) are removed from argv; *argc is updated; what is left is
+** the command and its own arguments. On error writes a message to `err`
+** (size errlen) and returns false.
+*/
+bool sg_config_load(sg_config *cfg, int *argc, char **argv, char *err, size_t errlen);
+void sg_config_free(sg_config *cfg);
+
+/* Options for the plugin `prefix` ("storage." or "auth.bearer."): a new
+ * array (free() it, not its strings) of the keys with the prefix removed. */
+sg_kv *sg_config_plugin_opts(const sg_config *cfg, const char *prefix, size_t *n);
+
+/* Print every key with its default to `f` (for --help). */
+void sg_config_print_keys(void *file);
+
+#endif

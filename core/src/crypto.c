@@ -1,0 +1,107 @@
+#include "crypto.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "config.h"
+#include "util.h"
+
+#define KEY_LEN 32
+
+static unsigned char g_key[KEY_LEN];
+
+bool sg_mkdirs(const char *path)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return false;
+    }
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return false;
+        *p = '/';
+    }
+    return mkdir(tmp, 0700) == 0 || errno == EEXIST;
+}
+
+static bool key_from_text(const char *s, size_t n)
+{
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ')) n--;
+    return sg_unhex(s, n, g_key, KEY_LEN);
+}
+
+static bool key_from_file(const char *path, char *err, size_t errlen)
+{
+    char *text;
+    size_t n;
+    if (!sg_read_file(path, &text, &n)) {
+        snprintf(err, errlen, "cannot read server key %s: %s", path, strerror(errno));
+        return false;
+    }
+    bool ok = key_from_text(text, n);
+    OPENSSL_cleanse(text, n);
+    free(text);
+    if (!ok) snprintf(err, errlen, "server key %s must hold 64 hex digits", path);
+    return ok;
+}
+
+bool sg_crypto_init(const sg_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->server_key) {
+        const char *k = cfg->server_key;
+        if (strlen(k) == 2 * KEY_LEN && key_from_text(k, strlen(k))) return true;
+        return key_from_file(k, err, errlen);
+    }
+    if (!sg_mkdirs(cfg->data)) {
+        snprintf(err, errlen, "cannot create data directory %s: %s", cfg->data, strerror(errno));
+        return false;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/server.key", cfg->data);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        /* First start: make a key. O_EXCL makes concurrent first starts
+         * agree on one file; the loser reads the winner's key below. */
+        unsigned char key[KEY_LEN];
+        char hex[2 * KEY_LEN + 2];
+        sg_random(key, sizeof key);
+        sg_hex(key, sizeof key, hex);
+        hex[2 * KEY_LEN] = '\n';
+        hex[2 * KEY_LEN + 1] = '\0';
+        bool ok = write(fd, hex, strlen(hex)) == (ssize_t)strlen(hex) && fsync(fd) == 0;
+        close(fd);
+        OPENSSL_cleanse(key, sizeof key);
+        OPENSSL_cleanse(hex, sizeof hex);
+        if (!ok) {
+            unlink(path);
+            snprintf(err, errlen, "cannot write server key %s", path);
+            return false;
+        }
+    } else if (errno != EEXIST) {
+        snprintf(err, errlen, "cannot create server key %s: %s", path, strerror(errno));
+        return false;
+    }
+    return key_from_file(path, err, errlen);
+}
+
+void sg_crypto_hash(const void *secret, size_t len, unsigned char out[SG_HASH_LEN])
+{
+    unsigned int outlen = SG_HASH_LEN;
+    HMAC(EVP_sha256(), g_key, KEY_LEN, secret, len, out, &outlen);
+}
+
+int sg_crypto_equal(const void *a, const void *b, size_t n)
+{
+    return CRYPTO_memcmp(a, b, n) == 0;
+}

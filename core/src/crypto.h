@@ -1,0 +1,25 @@
+/*
+** Token hashing: HMAC-SHA-256 under the server key (DESIGN §3). The key is
+** `server_key` from the configuration (64 hex digits, or a file holding
+** them), else data/server.key, created once with mode 0600. Several nodes
+** must share one key.
+*/
+#ifndef SG_CRYPTO_H
+#define SG_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "scimgate/host.h"
+
+struct sg_config;
+
+/* Load (or create) the server key. Call once before any hashing. */
+bool sg_crypto_init(const struct sg_config *cfg, char *err, size_t errlen);
+void sg_crypto_hash(const void *secret, size_t len, unsigned char out[SG_HASH_LEN]);
+int sg_crypto_equal(const void *a, const void *b, size_t n);
+
+/* Create `path` and missing parents with mode 0700; false with errno. */
+bool sg_mkdirs(const char *path);
+
+#endif
