@@ -48,6 +48,7 @@ typedef struct sg_config {
     char *trusted_proxies;
     char *log_level;
     sg_limits limits;
+    bool public_url_set; /* public_url was configured (not derived) */
     /* storage.* and auth.* options, in the order read (later wins). */
     sg_kv *opts;
     size_t nopts;

@@ -62,6 +62,7 @@ bool sg_paths_resolve(sg_config *cfg, char *err, size_t errlen)
     free(share);
 
     if (!cfg->admin_listen) cfg->admin_listen = sg_xstrdup(cfg->listen);
+    cfg->public_url_set = cfg->public_url != NULL;
     if (!cfg->public_url) {
         bool tls = cfg->tls_cert != NULL;
         size_t n = strlen(cfg->listen) + 16;

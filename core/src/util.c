@@ -55,7 +55,13 @@ void sg_new_uuid(char out[37])
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     sg_hex(b, sizeof b, h);
-    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
+    /* 8-4-4-4-12 */
+    size_t o = 0;
+    for (size_t i = 0; i < 32; i++) {
+        if (i == 8 || i == 12 || i == 16 || i == 20) out[o++] = '-';
+        out[o++] = h[i];
+    }
+    out[o] = '\0';
 }
 
 int64_t sg_now_ms(void)
@@ -77,8 +83,11 @@ void sg_format_time(int64_t ms, char out[SG_TIME_MAX])
     time_t secs = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    snprintf(out, SG_TIME_MAX, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    /* The modulos bound every field so the compiler can see it fits. */
+    snprintf(out, SG_TIME_MAX, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ",
+             (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
+             (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u,
+             (unsigned)tm.tm_sec % 100u, (unsigned)((ms % 1000 + 1000) % 1000));
 }
 
 static bool digits(const char *s, int n, int *out)
@@ -226,4 +235,29 @@ char *sg_xstrdup(const char *s)
     char *p = strdup(s);
     if (!p) abort();
     return p;
+}
+
+void sg_base64url(const void *p, size_t n, char *out)
+{
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const unsigned char *b = p;
+    size_t o = 0, i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
+        out[o++] = a[v >> 18];
+        out[o++] = a[(v >> 12) & 63];
+        out[o++] = a[(v >> 6) & 63];
+        out[o++] = a[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)b[i] << 16;
+        out[o++] = a[v >> 18];
+        out[o++] = a[(v >> 12) & 63];
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8;
+        out[o++] = a[v >> 18];
+        out[o++] = a[(v >> 12) & 63];
+        out[o++] = a[(v >> 6) & 63];
+    }
+    out[o] = '\0';
 }

@@ -132,7 +132,9 @@ typedef struct sg_search_out {
      * tree (the root, or a child of a top-level AND) that the core must
      * still evaluate on each row. Rows always satisfy what was compiled.
      * When non-NULL the plugin returns every candidate row in order,
-     * ignoring start_index and count, and `total` is not set. */
+     * ignoring start_index and count, and `total` is not set. The plugin
+     * sets `residual` before its first call of the row callback, so the
+     * core can filter rows as they arrive. */
     const sg_filter *residual;
     int64_t total;  /* number of matching rows (when residual == NULL)     */
     int sorted;     /* 1 when the rows follow query.sort                   */

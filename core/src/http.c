@@ -1,0 +1,357 @@
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <civetweb.h>
+
+#include "buf.h"
+#include "log.h"
+#include "util.h"
+
+struct sg_http {
+    struct mg_context *ctx;
+    sg_server *srv;
+    int scim_port;
+    int admin_port;
+    bool split; /* admin_listen differs from listen */
+};
+
+/* ---- trusted proxies ----------------------------------------------------- */
+
+static bool addr_match(const char *entry, size_t n, const char *addr)
+{
+    char e[64];
+    if (n >= sizeof e) return false;
+    memcpy(e, entry, n);
+    e[n] = '\0';
+    char *slash = strchr(e, '/');
+    int bits = 32;
+    if (slash) {
+        *slash = '\0';
+        int64_t b;
+        if (!sg_parse_i64(slash + 1, &b) || b < 0 || b > 32) return false;
+        bits = (int)b;
+    }
+    struct in_addr a, net;
+    if (inet_pton(AF_INET, e, &net) != 1 || inet_pton(AF_INET, addr, &a) != 1) return false;
+    uint32_t mask = bits == 0 ? 0 : htonl(~0u << (32 - bits));
+    return (a.s_addr & mask) == (net.s_addr & mask);
+}
+
+bool sg_addr_in_list(const char *list, const char *addr)
+{
+    if (!list || !addr) return false;
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ') e++;
+        if (e > p && addr_match(p, (size_t)(e - p), addr)) return true;
+        p = e;
+    }
+    return false;
+}
+
+/* ---- worker threads --------------------------------------------------------- */
+
+static void *init_thread(const struct mg_context *ctx, int thread_type)
+{
+    if (thread_type != 1) return NULL;
+    sg_http *h = mg_get_user_data(ctx);
+    sg_worker *w = calloc(1, sizeof *w);
+    if (w) w->srv = h->srv;
+    return w;
+}
+
+static void exit_thread(const struct mg_context *ctx, int thread_type, void *p)
+{
+    (void)ctx;
+    (void)thread_type;
+    sg_worker *w = p;
+    if (!w) return;
+    if (w->conn) w->srv->plugins->st->disconnect(w->conn);
+    free(w);
+}
+
+/* ---- writing responses -------------------------------------------------------- */
+
+static void send_response(struct mg_connection *conn, const sg_response *res,
+                          const char *request_id, bool close)
+{
+    char len[32];
+    mg_response_header_start(conn, res->status);
+    if (res->content_type && res->status != 204) {
+        mg_response_header_add(conn, "Content-Type", res->content_type, -1);
+        snprintf(len, sizeof len, "%zu", res->body.len);
+    } else {
+        snprintf(len, sizeof len, "0");
+    }
+    if (res->status != 204) mg_response_header_add(conn, "Content-Length", len, -1);
+    mg_response_header_add(conn, "X-Request-Id", request_id, -1);
+    mg_response_header_add(conn, "Cache-Control", "no-store", -1);
+    if (close) mg_response_header_add(conn, "Connection", "close", -1);
+    if (res->headers.len) mg_response_header_add_lines(conn, res->headers.data);
+    mg_response_header_send(conn);
+    if (res->status != 204 && res->body.len) mg_write(conn, res->body.data, res->body.len);
+}
+
+static void plain_json(sg_response *res, int status, const char *body)
+{
+    res->status = status;
+    res->content_type = SG_CT_JSON;
+    sg_buf_puts(&res->body, body);
+}
+
+/* CivetWeb's own errors (bad request line, headers too large, ...) in SCIM
+ * form instead of its HTML/text pages. */
+static int http_error(struct mg_connection *conn, int status, const char *msg)
+{
+    sg_response res = {0};
+    char id[17];
+    unsigned char rnd[8];
+    sg_random(rnd, sizeof rnd);
+    sg_hex(rnd, sizeof rnd, id);
+    sg_respond_error(&res, status, status == 400 ? "invalidSyntax" : NULL,
+                     msg && *msg ? msg : "the request could not be read");
+    send_response(conn, &res, id, true);
+    sg_response_free(&res);
+    sg_log(SG_LOG_INFO, "http", "rejected a malformed request with %d", status);
+    return 0;
+}
+
+/* ---- the request handler ------------------------------------------------------- */
+
+typedef struct req_impl {
+    struct mg_connection *conn;
+} req_impl;
+
+static const char *get_header(const sg_request *r, const char *name)
+{
+    const req_impl *ri = r->impl;
+    return mg_get_header(ri->conn, name);
+}
+
+/* Read the body up to `limit` bytes. 0 on success, 413 when larger, 400 on
+ * a read error. */
+static int read_body(struct mg_connection *conn, long long declared, int64_t limit, sg_buf *b)
+{
+    if (declared > limit) return 413;
+    if (declared > 0 && sg_buf_reserve(b, (size_t)declared) != SG_OK) return 500;
+    char chunk[16384];
+    for (;;) {
+        int n = mg_read(conn, chunk, sizeof chunk);
+        if (n == 0) return 0;
+        if (n < 0) return 400;
+        if ((int64_t)(b->len + (size_t)n) > limit) return 413;
+        if (sg_buf_append(b, chunk, (size_t)n) != SG_OK) return 500;
+    }
+}
+
+static void readiness(sg_worker *w, sg_response *res)
+{
+    sg_error err;
+    sg_conn *c;
+    const sg_storage_vtab *st = w->srv->plugins->st;
+    if (sg_worker_conn(w, &c, &err) == SG_OK && st->begin(c, SG_TXN_READ, &err) == SG_OK &&
+        st->commit(c, &err) == SG_OK) {
+        plain_json(res, 200, "{\"status\":\"ready\",\"storage\":\"ok\"}");
+        return;
+    }
+    if (w->conn) st->rollback(w->conn);
+    res->status = 503;
+    res->content_type = SG_CT_JSON;
+    sg_buf_puts(&res->body, "{\"status\":\"not ready\",\"storage\":");
+    sg_buf_json_str(&res->body, err.detail, strlen(err.detail));
+    sg_buf_putc(&res->body, '}');
+}
+
+static int handler(struct mg_connection *conn, void *cbdata)
+{
+    sg_http *h = cbdata;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    sg_worker *w = mg_get_thread_pointer(conn);
+    int64_t t0 = sg_mono_ms();
+    char id[17];
+    unsigned char rnd[8];
+    sg_random(rnd, sizeof rnd);
+    sg_hex(rnd, sizeof rnd, id);
+    sg_log_set_request_id(id);
+
+    const sg_config *cfg = h->srv->cfg;
+    sg_request req = {.method = ri->request_method, .query = ri->query_string,
+                      .request_id = id, .peer = ri->remote_addr, .header = get_header};
+    req_impl impl = {conn};
+    req.impl = &impl;
+    char peer[48], base[300];
+    snprintf(base, sizeof base, "%s", cfg->public_url);
+    if (cfg->trusted_proxies && sg_addr_in_list(cfg->trusted_proxies, ri->remote_addr)) {
+        /* The client is the first X-Forwarded-For entry; the proxy's scheme
+         * and host make the base URL unless public_url is configured. */
+        const char *xff = mg_get_header(conn, "X-Forwarded-For");
+        if (xff) {
+            size_t n = strcspn(xff, ", ");
+            if (n > 0 && n < sizeof peer) {
+                memcpy(peer, xff, n);
+                peer[n] = '\0';
+                req.peer = peer;
+            }
+        }
+        const char *proto = mg_get_header(conn, "X-Forwarded-Proto");
+        const char *host = mg_get_header(conn, "X-Forwarded-Host");
+        if (!host) host = mg_get_header(conn, "Host");
+        if (!cfg->public_url_set && proto && host &&
+            (!strcasecmp(proto, "https") || !strcasecmp(proto, "http")) &&
+            strlen(host) < 200 && !strpbrk(host, "/\\\"<> "))
+            snprintf(base, sizeof base, "%s://%s", !strcasecmp(proto, "https") ? "https" : "http",
+                     host);
+    }
+    req.base_url = base;
+    sg_route_path(ri->local_uri ? ri->local_uri : "/", &req.route);
+
+    sg_response res = {0};
+    sg_buf body = {0};
+    bool close = false;
+    bool on_admin = !h->split || ri->server_port == h->admin_port;
+    bool on_scim = !h->split || ri->server_port == h->scim_port;
+    switch (req.route.kind) {
+    case SG_ROUTE_HEALTHZ:
+        plain_json(&res, 200, "{\"status\":\"ok\"}");
+        break;
+    case SG_ROUTE_READYZ:
+        readiness(w, &res);
+        break;
+    case SG_ROUTE_SCIM: {
+        if (!on_scim) {
+            sg_respond_error(&res, 404, NULL, "SCIM is served on the listen address");
+            break;
+        }
+        int rc = read_body(conn, ri->content_length, cfg->limits.body_bytes, &body);
+        if (rc == 413) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "the request body is larger than %lld bytes",
+                     (long long)cfg->limits.body_bytes);
+            sg_respond_error(&res, 413, "tooLarge", msg);
+            close = true; /* the rest of the body is not read */
+        } else if (rc) {
+            sg_respond_error(&res, rc, NULL, "the request body could not be read");
+            close = true;
+        } else {
+            req.body = body.data;
+            req.body_len = body.len;
+            sg_scim_handle(w, &req, &res);
+        }
+        break;
+    }
+    case SG_ROUTE_ADMIN:
+    case SG_ROUTE_METRICS:
+        if (!on_admin) {
+            sg_respond_error(&res, 404, NULL, "not found");
+            break;
+        }
+        res.status = 404;
+        res.content_type = SG_CT_JSON;
+        sg_buf_puts(&res.body, "{\"error\":\"not found\"}");
+        break;
+    default:
+        sg_respond_error(&res, 404, NULL,
+                         "not found: the SCIM endpoint is /scim/v2/<tenant-id> (the tenant URL)");
+        break;
+    }
+    send_response(conn, &res, id, close);
+
+    if (sg_log_enabled(SG_LOG_INFO)) {
+        sg_buf f = {0};
+        sg_buf_printf(&f, "\"method\":\"%s\",\"path\":", req.method);
+        sg_buf_json_str(&f, req.route.norm, strlen(req.route.norm));
+        sg_buf_printf(&f, ",\"status\":%d,\"ms\":%lld,\"peer\":\"%s\"", res.status,
+                      (long long)(sg_mono_ms() - t0), req.peer);
+        if (req.route.kind == SG_ROUTE_SCIM)
+            sg_buf_printf(&f, ",\"tenant\":\"%s\"", req.route.tenant);
+        if (req.principal.token_id[0])
+            sg_buf_printf(&f, ",\"token_id\":\"%s\"", req.principal.token_id);
+        sg_log_fields(SG_LOG_INFO, "http", "request", f.data);
+        sg_buf_free(&f);
+    }
+    int status = res.status;
+    sg_response_free(&res);
+    sg_buf_free(&body);
+    sg_log_set_request_id(NULL);
+    return status;
+}
+
+static int log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    sg_log(SG_LOG_WARN, "civetweb", "%s", message);
+    return 1;
+}
+
+static int port_of(const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    int64_t p;
+    if (!sg_parse_i64(colon ? colon + 1 : listen, &p)) return -1;
+    return (int)p;
+}
+
+bool sg_http_start(sg_server *srv, sg_http **out, char *err, size_t errlen)
+{
+    const sg_config *cfg = srv->cfg;
+    sg_http *h = calloc(1, sizeof *h);
+    if (!h) abort();
+    h->srv = srv;
+    h->scim_port = port_of(cfg->listen);
+    h->admin_port = port_of(cfg->admin_listen);
+    h->split = strcmp(cfg->listen, cfg->admin_listen) != 0;
+    if (h->split && h->scim_port == h->admin_port) {
+        snprintf(err, errlen, "listen and admin_listen must use different ports");
+        free(h);
+        return false;
+    }
+    char ports[256], threads[32];
+    if (h->split) snprintf(ports, sizeof ports, "%s,%s", cfg->listen, cfg->admin_listen);
+    else snprintf(ports, sizeof ports, "%s", cfg->listen);
+    snprintf(threads, sizeof threads, "%lld", (long long)cfg->limits.workers);
+    const char *options[] = {
+        "listening_ports", ports,
+        "num_threads", threads,
+        "enable_keep_alive", "yes",
+        "keep_alive_timeout_ms", "5000",
+        "request_timeout_ms", "30000",
+        "linger_timeout_ms", "1000",
+        "max_request_size", "16384",
+        "enable_directory_listing", "no",
+        "decode_url", "yes",
+        NULL,
+    };
+    struct mg_callbacks cb = {0};
+    cb.init_thread = init_thread;
+    cb.exit_thread = exit_thread;
+    cb.log_message = log_message;
+    cb.http_error = http_error;
+    char mgerr[256] = "";
+    unsigned code = 0;
+    struct mg_error_data ed = {&code, mgerr, sizeof mgerr};
+    struct mg_init_data init = {&cb, h, options};
+    h->ctx = mg_start2(&init, &ed);
+    if (!h->ctx) {
+        snprintf(err, errlen, "cannot listen on %s: %s", ports, mgerr[0] ? mgerr : "start failed");
+        free(h);
+        return false;
+    }
+    /* One handler for every path, so that even unknown paths answer in
+     * SCIM JSON rather than CivetWeb's HTML. */
+    mg_set_request_handler(h->ctx, "**", handler, h);
+    *out = h;
+    return true;
+}
+
+void sg_http_stop(sg_http *h)
+{
+    if (!h) return;
+    mg_stop(h->ctx);
+    free(h);
+}

@@ -1,0 +1,78 @@
+/*
+** The SCIM engine's view of a request and its response, independent of
+** CivetWeb (http.c fills these in and writes the result), and the
+** per-server and per-worker-thread state the handlers use.
+*/
+#ifndef SG_SCIM_H
+#define SG_SCIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "filter.h"
+#include "plugin.h"
+#include "router.h"
+#include "scimgate/plugin.h"
+
+#define SG_CT_SCIM "application/scim+json"
+#define SG_CT_JSON "application/json"
+
+typedef struct sg_server {
+    const sg_config *cfg;
+    sg_plugins *plugins;
+    sg_filter_limits flim;
+} sg_server;
+
+/* Per worker thread (CivetWeb's init_thread), never shared. */
+typedef struct sg_worker {
+    sg_server *srv;
+    sg_conn *conn; /* storage connection, opened on first use */
+} sg_worker;
+
+typedef struct sg_request {
+    const char *method;
+    const char *query;    /* raw query string, or NULL */
+    const char *body;     /* NULL when none */
+    size_t body_len;
+    const char *peer;     /* client address after trusted_proxies */
+    const char *base_url; /* scheme://host[:port] the client sees */
+    const char *request_id;
+    sg_route route;
+    sg_principal principal;
+    char tenant_url[512]; /* base_url + /scim/v2/<tenant> */
+    /* A request header by case-insensitive name, or NULL. */
+    const char *(*header)(const struct sg_request *r, const char *name);
+    void *impl;
+} sg_request;
+
+typedef struct sg_response {
+    int status;
+    const char *content_type; /* static string; NULL for no body */
+    sg_buf body;
+    sg_buf headers;           /* extra "Name: value\r\n" lines */
+} sg_response;
+
+/* Handle a request routed to SG_ROUTE_SCIM (auth included). */
+void sg_scim_handle(sg_worker *w, sg_request *req, sg_response *res);
+
+/* The calling worker's storage connection (connects on first use). */
+sg_status sg_worker_conn(sg_worker *w, sg_conn **out, sg_error *err);
+
+/* ---- responses (scim_error.c) ---- */
+
+/* A SCIM error body (RFC 7644 §3.12) with `http_status`. */
+void sg_respond_error(sg_response *res, int http_status, const char *scim_type,
+                      const char *detail);
+/* Map an sg_error to its HTTP status and SCIM error body. */
+void sg_respond_sg_error(sg_response *res, const sg_error *e);
+int sg_status_http(sg_status s);
+/* Add a response header line. */
+void sg_respond_header(sg_response *res, const char *name, const char *value);
+void sg_response_free(sg_response *res);
+
+/* ---- handlers ---- */
+void sg_scim_discovery(sg_worker *w, sg_request *req, sg_response *res);
+void sg_scim_resources(sg_worker *w, sg_request *req, sg_response *res);
+
+#endif

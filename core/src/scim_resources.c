@@ -1,0 +1,717 @@
+/*
+** /Users and /Groups: create, read, list with filter and paging, replace,
+** delete. Each request runs in one storage transaction, so it commits whole
+** or changes nothing.
+**
+** Reads stream the stored canonical JSON into the response when nothing
+** needs reshaping (DESIGN §7); only projections parse it.
+*/
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "json.h"
+#include "log.h"
+#include "project.h"
+#include "query.h"
+#include "resource.h"
+#include "scim.h"
+#include "util.h"
+
+#define ID_MAX 64
+
+typedef struct rctx {
+    sg_worker *w;
+    sg_request *req;
+    sg_response *res;
+    const sg_rtdef *rt;
+    const sg_storage_vtab *st;
+    sg_conn *conn;
+    const char *tenant;
+    sg_error err;
+    bool in_txn;
+} rctx;
+
+/* A row copied out of a storage callback. */
+typedef struct rowcopy {
+    char id[ID_MAX + 1];
+    int64_t version;
+    char created[SG_TIME_MAX];
+    char modified[SG_TIME_MAX];
+    char *json;
+    size_t len;
+} rowcopy;
+
+static sg_status copy_row(rowcopy *rc, const sg_resource *row)
+{
+    snprintf(rc->id, sizeof rc->id, "%s", row->id);
+    snprintf(rc->created, sizeof rc->created, "%s", row->created);
+    snprintf(rc->modified, sizeof rc->modified, "%s", row->modified);
+    rc->version = row->version;
+    rc->json = malloc(row->json_len + 1);
+    if (!rc->json) return SG_ENOMEM;
+    memcpy(rc->json, row->json, row->json_len);
+    rc->json[row->json_len] = '\0';
+    rc->len = row->json_len;
+    return SG_OK;
+}
+
+static sg_resource as_resource(const rowcopy *rc, sg_rtype type)
+{
+    return (sg_resource){.type = type, .id = rc->id, .version = rc->version,
+                         .created = rc->created, .modified = rc->modified, .json = rc->json,
+                         .json_len = rc->len};
+}
+
+/* ---- transactions and errors ------------------------------------------- */
+
+static bool fail(rctx *c)
+{
+    if (c->in_txn) {
+        c->st->rollback(c->conn);
+        c->in_txn = false;
+    }
+    sg_respond_sg_error(c->res, &c->err);
+    return false;
+}
+
+static bool begin(rctx *c, sg_txn_mode mode)
+{
+    if (sg_worker_conn(c->w, &c->conn, &c->err) != SG_OK) return fail(c);
+    if (c->st->begin(c->conn, mode, &c->err) != SG_OK) return fail(c);
+    c->in_txn = true;
+    return true;
+}
+
+static bool commit(rctx *c)
+{
+    c->in_txn = false;
+    if (c->st->commit(c->conn, &c->err) != SG_OK) {
+        c->st->rollback(c->conn);
+        return fail(c);
+    }
+    return true;
+}
+
+/* ---- rendering ------------------------------------------------------------ */
+
+typedef struct members_out {
+    sg_buf *b;
+    const char *tenant_url;
+    size_t n;
+} members_out;
+
+static sg_status member_json(void *ud, const sg_member *m)
+{
+    members_out *mo = ud;
+    const char *type = m->type == SG_RT_GROUP ? "Group" : "User";
+    sg_status s = sg_buf_puts(mo->b, mo->n++ ? ",{\"value\":" : "{\"value\":");
+    s |= sg_buf_json_str(mo->b, m->value, strlen(m->value));
+    sg_buf ref = {0};
+    s |= sg_buf_printf(&ref, "%s/%ss/%s", mo->tenant_url, type, m->value);
+    s |= sg_buf_puts(mo->b, ",\"$ref\":");
+    s |= sg_buf_json_str(mo->b, ref.data ? ref.data : "", ref.len);
+    sg_buf_free(&ref);
+    if (m->display) {
+        s |= sg_buf_puts(mo->b, ",\"display\":");
+        s |= sg_buf_json_str(mo->b, m->display, strlen(m->display));
+    }
+    s |= sg_buf_printf(mo->b, ",\"type\":\"%s\"}", type);
+    return s ? SG_ENOMEM : SG_OK;
+}
+
+/* Append a group's members as a JSON array. */
+static bool members_array(rctx *c, const char *group_id, sg_buf *out)
+{
+    members_out mo = {out, c->req->tenant_url, 0};
+    if (sg_buf_putc(out, '[') != SG_OK) goto oom;
+    if (c->st->members_list(c->conn, c->tenant, group_id, member_json, &mo, &c->err) != SG_OK)
+        return fail(c);
+    if (sg_buf_putc(out, ']') != SG_OK) goto oom;
+    return true;
+oom:
+    sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
+    return fail(c);
+}
+
+/* Append one resource as the client sees it. Must run inside the request's
+ * transaction when members are returned. */
+static bool render(rctx *c, const sg_resource *row, const sg_projection *proj, sg_buf *out)
+{
+    bool members = c->rt->type == SG_RT_GROUP && proj->members;
+    sg_buf meta = {0};
+    sg_status s = sg_resource_meta_json(c->rt, row, c->req->tenant_url, &meta);
+    if (s == SG_OK && sg_projection_trivial(c->rt, proj) && row->json_len >= 2 &&
+        row->json[row->json_len - 1] == '}') {
+        /* Splice: stored body without its closing brace, then members and
+         * meta. The stored body always holds at least schemas and id. */
+        s = sg_buf_append(out, row->json, row->json_len - 1);
+        if (s == SG_OK && members) {
+            s = sg_buf_puts(out, ",\"members\":");
+            if (s == SG_OK && !members_array(c, row->id, out)) {
+                sg_buf_free(&meta);
+                return false;
+            }
+        }
+        if (s == SG_OK) s = sg_buf_puts(out, ",\"meta\":");
+        if (s == SG_OK) s = sg_buf_append(out, meta.data, meta.len);
+        if (s == SG_OK) s = sg_buf_putc(out, '}');
+        sg_buf_free(&meta);
+        if (s != SG_OK) {
+            sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
+            return fail(c);
+        }
+        return true;
+    }
+    json_t *doc = json_loadb(row->json, row->json_len, 0, NULL);
+    json_t *m = meta.data ? json_loads(meta.data, 0, NULL) : NULL;
+    sg_buf_free(&meta);
+    if (!doc || !m) {
+        json_decref(doc);
+        json_decref(m);
+        sg_error_set(&c->err, SG_EINTERNAL, NULL, "stored resource %s is not valid JSON", row->id);
+        return fail(c);
+    }
+    if (members) {
+        sg_buf mb = {0};
+        if (!members_array(c, row->id, &mb)) {
+            json_decref(doc);
+            json_decref(m);
+            sg_buf_free(&mb);
+            return false;
+        }
+        json_object_set_new(doc, "members", json_loadb(mb.data, mb.len, 0, NULL));
+        sg_buf_free(&mb);
+    }
+    json_object_set_new(doc, "meta", m);
+    sg_projection_apply(c->rt, proj, doc);
+    s = sg_json_dump(doc, out);
+    json_decref(doc);
+    if (s != SG_OK) {
+        sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
+        return fail(c);
+    }
+    return true;
+}
+
+static void set_etag(sg_response *res, int64_t version)
+{
+    char etag[48];
+    sg_resource_etag(version, etag);
+    sg_respond_header(res, "ETag", etag);
+}
+
+/* ---- request bodies --------------------------------------------------------- */
+
+static bool read_body(rctx *c, sg_inbound *in)
+{
+    json_t *doc;
+    if (!c->req->body || c->req->body_len == 0) {
+        sg_error_set(&c->err, SG_EINVALID, "invalidSyntax", "a JSON body is required");
+        return fail(c);
+    }
+    if (sg_json_parse(c->req->body, c->req->body_len, (int)c->w->srv->cfg->limits.json_depth, &doc,
+                      &c->err) != SG_OK)
+        return fail(c);
+    sg_status s = sg_resource_inbound(c->rt, doc, in, &c->err);
+    json_decref(doc);
+    if (s != SG_OK) return fail(c);
+    return true;
+}
+
+/* Store the group's members: users are added; groups are dropped (nested
+ * groups are not expanded) and logged; unknown ids are refused. */
+static bool apply_members(rctx *c, const char *group_id, const json_t *members, bool replace)
+{
+    size_t n = json_array_size(members);
+    const char **ids = calloc(n ? n : 1, sizeof *ids);
+    sg_rtype *types = calloc(n ? n : 1, sizeof *types);
+    sg_member *add = calloc(n ? n : 1, sizeof *add);
+    size_t nadd = 0;
+    bool ok = false;
+    if (!ids || !types || !add) {
+        sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        ids[i] = json_string_value(json_object_get(json_array_get(members, i), "value"));
+    if (n && c->st->resolve(c->conn, c->tenant, ids, n, types, &c->err) != SG_OK) goto out;
+    for (size_t i = 0; i < n; i++) {
+        if (types[i] == SG_RT_USER) {
+            add[nadd++] = (sg_member){ids[i], NULL, SG_RT_USER};
+        } else if (types[i] == SG_RT_GROUP) {
+            sg_log(SG_LOG_INFO, "scim", "group %s: member %s is a group; nested groups are not "
+                                        "expanded, so it was left out", group_id, ids[i]);
+        } else {
+            sg_error_set(&c->err, SG_EINVALID, "invalidValue",
+                         "member \"%.80s\" is not a user of this tenant", ids[i]);
+            goto out;
+        }
+    }
+    if (replace && c->st->members_clear(c->conn, c->tenant, group_id, &c->err) != SG_OK) goto out;
+    if (nadd && c->st->members_add(c->conn, c->tenant, group_id, add, nadd, &c->err) != SG_OK)
+        goto out;
+    ok = true;
+out:
+    free(ids);
+    free(types);
+    free(add);
+    return ok ? true : fail(c);
+}
+
+/* ---- handlers ----------------------------------------------------------------- */
+
+static bool dump_body(rctx *c, const json_t *body, sg_buf *out)
+{
+    if (sg_json_dump(body, out) == SG_OK) return true;
+    sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
+    return fail(c);
+}
+
+static void handle_create(rctx *c)
+{
+    sg_inbound in;
+    if (!read_body(c, &in)) return;
+    if (c->rt->type == SG_RT_USER && !json_object_get(in.body, "active"))
+        json_object_set_new(in.body, "active", json_true()); /* provisioned users are active */
+    char id[37], now[SG_TIME_MAX];
+    sg_new_uuid(id);
+    sg_format_time(sg_now_ms(), now);
+    sg_keyset ks = {0};
+    sg_buf text = {0}, out = {0};
+    if (sg_resource_set_id(in.body, id) != SG_OK ||
+        sg_resource_keys(c->rt, in.body, id, &ks) != SG_OK) {
+        sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
+        fail(c);
+        goto done;
+    }
+    if (!dump_body(c, in.body, &text)) goto done;
+    sg_resource r = {.type = c->rt->type, .id = id, .version = 1, .created = now,
+                     .modified = now, .json = text.data, .json_len = text.len,
+                     .keys = ks.keys, .nkeys = ks.n};
+    sg_projection proj;
+    if (sg_projection_parse(c->rt, NULL, NULL, &proj) != SG_OK) {
+        sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
+        fail(c);
+        goto done;
+    }
+    bool ok = begin(c, SG_TXN_WRITE) &&
+              (c->st->create(c->conn, c->tenant, &r, &c->err) == SG_OK || fail(c)) &&
+              (!in.members || apply_members(c, id, in.members, false)) &&
+              render(c, &r, &proj, &out) && commit(c);
+    sg_projection_free(&proj);
+    if (ok) {
+        char loc[700];
+        snprintf(loc, sizeof loc, "%s%s/%s", c->req->tenant_url, c->rt->endpoint, id);
+        c->res->status = 201;
+        c->res->content_type = SG_CT_SCIM;
+        sg_respond_header(c->res, "Location", loc);
+        set_etag(c->res, 1);
+        sg_buf_append(&c->res->body, out.data, out.len);
+        sg_log(SG_LOG_INFO, "scim", "created %s %s", c->rt->id, id);
+    }
+done:
+    sg_keyset_free(&ks);
+    sg_buf_free(&text);
+    sg_buf_free(&out);
+    sg_inbound_free(&in);
+}
+
+typedef struct get_state {
+    rowcopy row;
+    bool found;
+} get_state;
+
+static sg_status get_cb(void *ud, const sg_resource *row)
+{
+    get_state *g = ud;
+    g->found = true;
+    return copy_row(&g->row, row);
+}
+
+/* Fetch one resource into *g inside the current transaction. */
+static bool fetch(rctx *c, const char *id, get_state *g)
+{
+    memset(g, 0, sizeof *g);
+    sg_status s = c->st->get(c->conn, c->tenant, c->rt->type, id, get_cb, g, &c->err);
+    if (s == SG_OK && !g->found) s = sg_error_set(&c->err, SG_ENOTFOUND, NULL, "not found");
+    if (s == SG_ENOTFOUND)
+        sg_error_set(&c->err, SG_ENOTFOUND, NULL, "%s %.64s not found", c->rt->id, id);
+    if (s != SG_OK) return fail(c);
+    return true;
+}
+
+static void handle_get(rctx *c, const char *id)
+{
+    sg_params params;
+    if (sg_params_parse(c->req->query, &params, &c->err) != SG_OK) {
+        fail(c);
+        return;
+    }
+    sg_projection proj;
+    get_state g = {0};
+    sg_buf out = {0};
+    if (sg_projection_parse(c->rt, params.attributes, params.excluded, &proj) != SG_OK) {
+        sg_params_free(&params);
+        sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
+        fail(c);
+        return;
+    }
+    if (begin(c, SG_TXN_READ) && fetch(c, id, &g)) {
+        sg_resource r = as_resource(&g.row, c->rt->type);
+        if (render(c, &r, &proj, &out) && commit(c)) {
+            c->res->status = 200;
+            c->res->content_type = SG_CT_SCIM;
+            set_etag(c->res, g.row.version);
+            sg_buf_append(&c->res->body, out.data, out.len);
+        }
+    }
+    free(g.row.json);
+    sg_buf_free(&out);
+    sg_projection_free(&proj);
+    sg_params_free(&params);
+}
+
+static void handle_replace(rctx *c, const char *id)
+{
+    sg_inbound in;
+    if (!read_body(c, &in)) return;
+    get_state g = {0};
+    sg_keyset ks = {0};
+    sg_buf text = {0}, out = {0};
+    sg_projection proj = {0};
+    char now[SG_TIME_MAX];
+    sg_format_time(sg_now_ms(), now);
+    if (!begin(c, SG_TXN_WRITE) || !fetch(c, id, &g)) goto done;
+    json_t *old = json_loadb(g.row.json, g.row.len, 0, NULL);
+    if (c->rt->type == SG_RT_USER && !json_object_get(in.body, "active")) {
+        /* PUT without active keeps the user's state: Entra never PUTs, and
+         * a careless replace must not switch a user on or off. */
+        json_t *a = json_object_get(old, "active");
+        json_object_set_new(in.body, "active", a ? json_incref(a) : json_true());
+    }
+    /* Immutable attributes, once set, keep their value. */
+    for (size_t i = 0; i < c->rt->core->nattrs; i++) {
+        const sg_attr *a = &c->rt->core->attrs[i];
+        json_t *was = json_object_get(old, a->name), *now_v = json_object_get(in.body, a->name);
+        if (a->mut == SG_MUT_IMMUTABLE && was && !json_equal(was, now_v)) {
+            json_decref(old);
+            sg_error_set(&c->err, SG_EINVALID, "mutability",
+                         "attribute \"%s\" is immutable and cannot be changed", a->path);
+            fail(c);
+            goto done;
+        }
+    }
+    json_decref(old);
+    if (sg_resource_set_id(in.body, g.row.id) != SG_OK ||
+        sg_resource_keys(c->rt, in.body, g.row.id, &ks) != SG_OK ||
+        sg_projection_parse(c->rt, NULL, NULL, &proj) != SG_OK) {
+        sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
+        fail(c);
+        goto done;
+    }
+    if (!dump_body(c, in.body, &text)) goto done;
+    sg_resource r = {.type = c->rt->type, .id = g.row.id, .version = g.row.version + 1,
+                     .created = g.row.created, .modified = now, .json = text.data,
+                     .json_len = text.len, .keys = ks.keys, .nkeys = ks.n};
+    if (c->st->replace(c->conn, c->tenant, &r, g.row.version, &c->err) != SG_OK) {
+        fail(c);
+        goto done;
+    }
+    /* members are replaced only when the body carries them: a replace that
+     * leaves them out must not empty the group. */
+    if (in.members && !apply_members(c, g.row.id, in.members, true)) goto done;
+    if (!render(c, &r, &proj, &out) || !commit(c)) goto done;
+    c->res->status = 200;
+    c->res->content_type = SG_CT_SCIM;
+    set_etag(c->res, r.version);
+    sg_buf_append(&c->res->body, out.data, out.len);
+    sg_log(SG_LOG_INFO, "scim", "replaced %s %s", c->rt->id, g.row.id);
+done:
+    free(g.row.json);
+    sg_keyset_free(&ks);
+    sg_buf_free(&text);
+    sg_buf_free(&out);
+    sg_projection_free(&proj);
+    sg_inbound_free(&in);
+}
+
+static void handle_delete(rctx *c, const char *id)
+{
+    if (!begin(c, SG_TXN_WRITE)) return;
+    sg_status s = c->st->remove(c->conn, c->tenant, c->rt->type, id, &c->err);
+    if (s == SG_ENOTFOUND)
+        sg_error_set(&c->err, SG_ENOTFOUND, NULL, "%s %.64s not found", c->rt->id, id);
+    if (s != SG_OK) {
+        fail(c);
+        return;
+    }
+    if (!commit(c)) return;
+    c->res->status = 204;
+    c->res->content_type = NULL;
+    sg_log(SG_LOG_INFO, "scim", "deleted %s %s", c->rt->id, id);
+}
+
+/* ---- lists ---------------------------------------------------------------------- */
+
+/*
+** Membership conditions for the in-memory evaluator. A filter such as
+** `members.value eq "u1" or displayName co "x"` may come back from storage
+** as residual; rather than a storage call per row from inside the row
+** callback, the groups holding each member named in the filter are fetched
+** once beforehand (one indexed search per distinct member id).
+*/
+typedef struct member_groups {
+    const char *member;
+    char **groups; /* sorted */
+    size_t n, cap;
+} member_groups;
+
+typedef struct list_state {
+    rctx *c;
+    const sg_search_out *so; /* storage sets so->residual before the first row */
+    int64_t start, count; /* 1-based window, applied here when residual */
+    int64_t matched;
+    rowcopy *rows;
+    size_t nrows, cap;
+    member_groups *mg;
+    size_t nmg;
+} list_state;
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static sg_status has_member(void *ud, const char *group_id, const char *member_id, bool *has)
+{
+    list_state *ls = ud;
+    *has = false;
+    for (size_t i = 0; i < ls->nmg; i++) {
+        if (strcmp(ls->mg[i].member, member_id)) continue;
+        *has = ls->mg[i].n &&
+               bsearch(&group_id, ls->mg[i].groups, ls->mg[i].n, sizeof(char *), cmp_str);
+        return SG_OK;
+    }
+    return SG_OK;
+}
+
+static sg_status collect_group(void *ud, const sg_resource *row)
+{
+    member_groups *m = ud;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 8;
+        char **p = realloc(m->groups, cap * sizeof *p);
+        if (!p) return SG_ENOMEM;
+        m->groups = p;
+        m->cap = cap;
+    }
+    if (!(m->groups[m->n] = strdup(row->id))) return SG_ENOMEM;
+    m->n++;
+    return SG_OK;
+}
+
+static bool prefetch_members(rctx *c, list_state *ls, const sg_filter *f)
+{
+    if (!f) return true;
+    if (f->op == SG_FOP_AND || f->op == SG_FOP_OR || f->op == SG_FOP_NOT)
+        return prefetch_members(c, ls, f->a) && prefetch_members(c, ls, f->b);
+    if (!(f->attr.flags & SG_ATTR_MEMBERS) || f->vtype != SG_VT_STRING ||
+        (f->op != SG_FOP_EQ && f->op != SG_FOP_NE))
+        return true;
+    for (size_t i = 0; i < ls->nmg; i++)
+        if (!strcmp(ls->mg[i].member, f->str)) return true;
+    member_groups *p = realloc(ls->mg, (ls->nmg + 1) * sizeof *p);
+    if (!p) {
+        sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
+        return fail(c);
+    }
+    ls->mg = p;
+    member_groups *m = &ls->mg[ls->nmg++];
+    memset(m, 0, sizeof *m);
+    m->member = f->str;
+    sg_filter eq = *f;
+    eq.op = SG_FOP_EQ;
+    sg_query q = {.type = SG_RT_GROUP, .filter = &eq, .start_index = 1, .count = INT64_MAX};
+    sg_search_out so = {0};
+    if (c->st->search(c->conn, c->tenant, &q, collect_group, m, &so, &c->err) != SG_OK)
+        return fail(c);
+    if (so.residual) {
+        sg_error_set(&c->err, SG_EINTERNAL, NULL,
+                     "storage did not compile a membership condition (plugin contract)");
+        return fail(c);
+    }
+    qsort(m->groups, m->n, sizeof *m->groups, cmp_str);
+    return true;
+}
+
+static sg_status keep_row(list_state *ls, const sg_resource *row)
+{
+    if (ls->nrows == ls->cap) {
+        size_t cap = ls->cap ? ls->cap * 2 : 16;
+        rowcopy *p = realloc(ls->rows, cap * sizeof *p);
+        if (!p) return SG_ENOMEM;
+        ls->rows = p;
+        ls->cap = cap;
+    }
+    sg_status s = copy_row(&ls->rows[ls->nrows], row);
+    if (s == SG_OK) ls->nrows++;
+    return s;
+}
+
+static sg_status list_cb(void *ud, const sg_resource *row)
+{
+    list_state *ls = ud;
+    if (!ls->so->residual) return keep_row(ls, row);
+    json_t *doc = json_loadb(row->json, row->json_len, 0, NULL);
+    if (!doc) return SG_EINTERNAL;
+    sg_eval_ctx ec = {ls->c->rt, doc, row, has_member, ls};
+    bool match;
+    sg_status s = sg_filter_eval(ls->so->residual, &ec, &match);
+    json_decref(doc);
+    if (s != SG_OK || !match) return s;
+    ls->matched++;
+    if (ls->matched >= ls->start && ls->matched < ls->start + ls->count) return keep_row(ls, row);
+    return SG_OK;
+}
+
+/* startIndex and count (RFC 7644 §3.4.2.4): below 1 means 1; a negative
+ * count means 0; count is capped at limits.page_max. */
+static bool page_params(rctx *c, const sg_params *p, int64_t *start, int64_t *count)
+{
+    const sg_limits *l = &c->w->srv->cfg->limits;
+    *start = 1;
+    *count = l->page_default;
+    if (p->start_index && !sg_parse_i64(p->start_index, start)) {
+        sg_error_set(&c->err, SG_EINVALID, "invalidValue", "startIndex must be an integer");
+        return fail(c);
+    }
+    if (p->count && !sg_parse_i64(p->count, count)) {
+        sg_error_set(&c->err, SG_EINVALID, "invalidValue", "count must be an integer");
+        return fail(c);
+    }
+    if (*start < 1) *start = 1;
+    if (*count < 0) *count = 0;
+    if (*count > l->page_max) *count = l->page_max;
+    return true;
+}
+
+static void handle_list(rctx *c)
+{
+    sg_params params;
+    if (sg_params_parse(c->req->query, &params, &c->err) != SG_OK) {
+        fail(c);
+        return;
+    }
+    list_state ls = {.c = c};
+    sg_filter_tree *tree = NULL;
+    sg_projection proj = {0};
+    sg_buf out = {0};
+    int64_t total = 0;
+    if (!page_params(c, &params, &ls.start, &ls.count)) goto done;
+    if (params.filter &&
+        sg_filter_parse(c->rt, params.filter, strlen(params.filter), &c->w->srv->flim, &tree,
+                        &c->err) != SG_OK) {
+        fail(c);
+        goto done;
+    }
+    if (sg_projection_parse(c->rt, params.attributes, params.excluded, &proj) != SG_OK) {
+        sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
+        fail(c);
+        goto done;
+    }
+    const sg_filter *root = tree ? sg_filter_root(tree) : NULL;
+    if (!begin(c, SG_TXN_READ) || !prefetch_members(c, &ls, root)) goto done;
+    sg_query q = {.type = c->rt->type, .filter = root, .start_index = ls.start,
+                  .count = ls.count};
+    sg_search_out so = {0};
+    ls.so = &so;
+    sg_status s = c->st->search(c->conn, c->tenant, &q, list_cb, &ls, &so, &c->err);
+    if (s != SG_OK) {
+        if (s != c->err.status || !c->err.detail[0])
+            sg_error_set(&c->err, s, NULL, "search failed");
+        fail(c);
+        goto done;
+    }
+    total = so.residual ? ls.matched : so.total;
+    sg_status bs = sg_buf_printf(&out,
+                                 "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:"
+                                 "ListResponse\"],\"totalResults\":%lld,\"itemsPerPage\":%zu,"
+                                 "\"startIndex\":%lld,\"Resources\":[",
+                                 (long long)total, ls.nrows, (long long)ls.start);
+    for (size_t i = 0; i < ls.nrows && bs == SG_OK; i++) {
+        if (i) bs = sg_buf_putc(&out, ',');
+        sg_resource r = as_resource(&ls.rows[i], c->rt->type);
+        if (!render(c, &r, &proj, &out)) goto done;
+    }
+    if (bs == SG_OK) bs = sg_buf_puts(&out, "]}");
+    if (bs != SG_OK) {
+        sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
+        fail(c);
+        goto done;
+    }
+    if (!commit(c)) goto done;
+    c->res->status = 200;
+    c->res->content_type = SG_CT_SCIM;
+    sg_buf_append(&c->res->body, out.data, out.len);
+done:
+    for (size_t i = 0; i < ls.nrows; i++) free(ls.rows[i].json);
+    free(ls.rows);
+    for (size_t i = 0; i < ls.nmg; i++) {
+        for (size_t k = 0; k < ls.mg[i].n; k++) free(ls.mg[i].groups[k]);
+        free(ls.mg[i].groups);
+    }
+    free(ls.mg);
+    sg_buf_free(&out);
+    sg_projection_free(&proj);
+    sg_filter_free(tree);
+    sg_params_free(&params);
+}
+
+/* ---- dispatch ------------------------------------------------------------------- */
+
+static void not_allowed(sg_response *res, const char *allow)
+{
+    sg_respond_error(res, 405, NULL, "method not allowed here");
+    sg_respond_header(res, "Allow", allow);
+}
+
+void sg_scim_resources(sg_worker *w, sg_request *req, sg_response *res)
+{
+    rctx c = {.w = w, .req = req, .res = res, .st = w->srv->plugins->st,
+              .tenant = req->route.tenant,
+              .rt = sg_rt(req->route.ep == SG_EP_USERS ? SG_RT_USER : SG_RT_GROUP)};
+    sg_error_clear(&c.err);
+    char id[ID_MAX + 1] = "";
+    const sg_route *r = &req->route;
+    if (r->id) {
+        if (r->id_len > ID_MAX) {
+            sg_respond_error(res, 404, NULL, "no such resource");
+            return;
+        }
+        memcpy(id, r->id, r->id_len);
+        id[r->id_len] = '\0';
+    }
+    const char *m = req->method;
+    if (!strcmp(m, "GET")) {
+        if (r->id) handle_get(&c, id);
+        else handle_list(&c);
+    } else if (!strcmp(m, "POST")) {
+        if (r->id) not_allowed(res, "GET, PUT, PATCH, DELETE");
+        else handle_create(&c);
+    } else if (!strcmp(m, "PUT")) {
+        if (r->id) handle_replace(&c, id);
+        else not_allowed(res, "GET, POST");
+    } else if (!strcmp(m, "PATCH")) {
+        if (r->id)
+            sg_respond_error(res, 501, NULL,
+                             "PATCH is not supported yet (see /ServiceProviderConfig)");
+        else not_allowed(res, "GET, POST");
+    } else if (!strcmp(m, "DELETE")) {
+        if (r->id) handle_delete(&c, id);
+        else not_allowed(res, "GET, POST");
+    } else {
+        not_allowed(res, r->id ? "GET, PUT, PATCH, DELETE" : "GET, POST");
+    }
+}

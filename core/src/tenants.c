@@ -1,0 +1,118 @@
+#include "tenants.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "util.h"
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 128) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return false;
+    return true;
+}
+
+sg_status sg_tenant_create(const sg_plugins *p, sg_conn *c, const char *name, char *id,
+                           sg_error *err)
+{
+    if (!valid_name(name))
+        return sg_error_set(err, SG_EINVALID, NULL,
+                            "a tenant name is 1 to 128 printable characters");
+    unsigned char rnd[SG_TENANT_ID_LEN / 2];
+    sg_random(rnd, sizeof rnd);
+    sg_hex(rnd, sizeof rnd, id);
+    char now[SG_TIME_MAX];
+    sg_format_time(sg_now_ms(), now);
+    sg_tenant t = {.id = id, .name = name, .created = now, .disabled = 0};
+    return p->st->tenant_create(c, &t, err);
+}
+
+static int first_tenant(void *ud, const sg_tenant *t)
+{
+    snprintf(ud, 65, "%s", t->id);
+    return 1;
+}
+
+sg_status sg_tenant_resolve(const sg_plugins *p, sg_conn *c, const char *id_or_name, char id[65],
+                            sg_error *err)
+{
+    id[0] = '\0';
+    sg_status s = p->st->tenant_get(c, id_or_name, first_tenant, id, err);
+    if (s == SG_OK && !id[0]) s = SG_ENOTFOUND;
+    if (s == SG_ENOTFOUND)
+        sg_error_set(err, SG_ENOTFOUND, NULL, "no tenant with id or name \"%s\"", id_or_name);
+    return s;
+}
+
+typedef struct live_scan {
+    int64_t now;
+    char ids[16][65];
+    int64_t expires[16];
+    size_t n; /* live tokens */
+} live_scan;
+
+static int count_live(void *ud, const sg_token *t)
+{
+    live_scan *ls = ud;
+    bool live = t->revoked_ms == 0 && (t->expires_ms == 0 || t->expires_ms > ls->now);
+    if (live && ls->n < 16) {
+        snprintf(ls->ids[ls->n], 65, "%s", t->id);
+        ls->expires[ls->n] = t->expires_ms;
+        ls->n++;
+    }
+    return 0;
+}
+
+sg_status sg_token_generate(const sg_plugins *p, sg_conn *c, const char *tenant,
+                            int64_t expires_old_ms, char *token, char *token_id, sg_error *err)
+{
+    const sg_storage_vtab *st = p->st;
+    sg_status s = st->begin(c, SG_TXN_WRITE, err);
+    if (s != SG_OK) return s;
+    live_scan ls = {.now = sg_now_ms()};
+    s = st->token_list(c, tenant, count_live, &ls, err);
+    if (s == SG_OK && expires_old_ms >= 0) {
+        int64_t deadline = ls.now + expires_old_ms;
+        for (size_t i = 0; i < ls.n && s == SG_OK; i++)
+            if (ls.expires[i] == 0 || ls.expires[i] > deadline)
+                s = st->token_update(c, tenant, ls.ids[i], deadline, -1, err);
+    }
+    if (s == SG_OK && ls.n >= SG_MAX_LIVE_TOKENS)
+        s = sg_error_set(err, SG_ECONFLICT, NULL,
+                         "tenant already holds %d live tokens; revoke one first (token revoke) or "
+                         "wait until its overlap deadline passes",
+                         SG_MAX_LIVE_TOKENS);
+    if (s != SG_OK) {
+        st->rollback(c);
+        return s;
+    }
+    unsigned char idb[SG_TOKEN_ID_LEN / 2], secret[32];
+    char secret_txt[48];
+    sg_random(idb, sizeof idb);
+    sg_random(secret, sizeof secret);
+    sg_hex(idb, sizeof idb, token_id);
+    sg_base64url(secret, sizeof secret, secret_txt);
+    unsigned char hash[SG_HASH_LEN];
+    sg_crypto_hash(secret_txt, strlen(secret_txt), hash);
+    sg_token t = {.id = token_id, .tenant = tenant, .hash = hash, .created_ms = ls.now};
+    s = st->token_create(c, &t, err);
+    if (s == SG_OK) s = st->commit(c, err);
+    if (s != SG_OK) {
+        st->rollback(c);
+        return s;
+    }
+    snprintf(token, SG_TOKEN_MAX, SG_TOKEN_PREFIX "%s.%s", token_id, secret_txt);
+    return SG_OK;
+}
+
+sg_status sg_token_revoke(const sg_plugins *p, sg_conn *c, const char *tenant, const char *id,
+                          sg_error *err)
+{
+    sg_status s = p->st->token_update(c, tenant, id, -1, sg_now_ms(), err);
+    if (s == SG_ENOTFOUND)
+        sg_error_set(err, SG_ENOTFOUND, NULL, "tenant has no token with id %s", id);
+    return s;
+}
