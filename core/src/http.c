@@ -233,7 +233,7 @@ static int handler(struct mg_connection *conn, void *cbdata)
             char msg[128];
             snprintf(msg, sizeof msg, "the request body is larger than %lld bytes",
                      (long long)cfg->limits.body_bytes);
-            sg_respond_error(&res, 413, "tooLarge", msg);
+            sg_respond_error(&res, 413, NULL, msg);
             close = true; /* the rest of the body is not read */
         } else if (rc) {
             sg_respond_error(&res, rc, NULL, "the request body could not be read");

@@ -74,13 +74,20 @@ sg_status sg_token_generate(const sg_plugins *p, sg_conn *c, const char *tenant,
     if (s != SG_OK) return s;
     live_scan ls = {.now = sg_now_ms()};
     s = st->token_list(c, tenant, count_live, &ls, err);
+    size_t live = ls.n;
     if (s == SG_OK && expires_old_ms >= 0) {
+        /* Give the old tokens their deadline; one that ends now no longer
+         * counts against the limit. */
         int64_t deadline = ls.now + expires_old_ms;
-        for (size_t i = 0; i < ls.n && s == SG_OK; i++)
-            if (ls.expires[i] == 0 || ls.expires[i] > deadline)
+        for (size_t i = 0; i < ls.n && s == SG_OK; i++) {
+            if (ls.expires[i] == 0 || ls.expires[i] > deadline) {
                 s = st->token_update(c, tenant, ls.ids[i], deadline, -1, err);
+                ls.expires[i] = deadline;
+            }
+            if (ls.expires[i] <= ls.now) live--;
+        }
     }
-    if (s == SG_OK && ls.n >= SG_MAX_LIVE_TOKENS)
+    if (s == SG_OK && live >= SG_MAX_LIVE_TOKENS)
         s = sg_error_set(err, SG_ECONFLICT, NULL,
                          "tenant already holds %d live tokens; revoke one first (token revoke) or "
                          "wait until its overlap deadline passes",
