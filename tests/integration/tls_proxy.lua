@@ -2,7 +2,9 @@
 -- Entra reaches the gateway in production: a throw-away certificate, nginx on
 -- a free port, scimgate on loopback trusting it.
 
-local gw = gateway.start{config = {trusted_proxies = "127.0.0.1"}}
+-- nginx reaches the gateway from 127.0.0.2 (proxy_bind) so that the proxy's
+-- address and the client's (127.0.0.1) differ.
+local gw = gateway.start{config = {trusted_proxies = "127.0.0.2"}}
 local dir = tmpdir()
 local nginx_pid
 local https_port = free_port()
@@ -42,6 +44,8 @@ test("nginx starts with the example configuration", function()
     temps = temps .. "    " .. t .. "_temp_path " .. dir .. "/" .. t .. ";\n"
   end
   conf = replace(conf, "http {\n", "http {\n" .. temps)
+  conf = replace(conf, "proxy_pass http://scimgate;",
+                 "proxy_pass http://scimgate;\n            proxy_bind 127.0.0.2;")
   local user = io.popen("id -u"):read("l") == "0" and "user root;\n" or ""
   local f = assert(io.open(dir .. "/nginx.conf", "w"))
   f:write(user .. conf)
@@ -82,6 +86,7 @@ end)
 test("the client address behind the proxy is what the gateway logs", function()
   local text = read(gw.log)
   expect.match(text, '"peer":"127%.0%.0%.1"')
+  expect.eq(text:find('"peer":"127.0.0.2"', 1, true), nil, "the proxy's own address is not the peer")
 end)
 
 test("forwarded headers from an untrusted peer are ignored", function()
