@@ -14,13 +14,19 @@
 **
 ** Transactions: the core wraps one SCIM request in begin/commit (or
 ** rollback), so a request is atomic. Methods called outside begin/commit run
-** in their own implicit transaction.
+** in their own implicit transaction. A method that fails changes nothing,
+** even inside a transaction (the transaction goes on); a failed commit
+** leaves nothing. begin inside a transaction is an error (SG_EINTERNAL).
 **
-** Tenancy: every tenant-scoped call names the tenant; an id that belongs to
-** another tenant is treated as absent (SG_ENOTFOUND / no row).
+** Tenancy: every tenant-scoped call names the tenant (an id of at most 64
+** bytes); an id that belongs to another tenant is treated as absent
+** (SG_ENOTFOUND / no row). A tenant-scoped call naming an unknown tenant
+** returns SG_ENOTFOUND.
 **
 ** Memory: inputs are borrowed for the duration of the call (copy what you
 ** keep). Row pointers handed to callbacks are valid only inside the callback.
+** A callback never calls the plugin again on the same connection (a plugin
+** may stream rows from a cursor while it calls back).
 ** Text output goes to caller-owned sg_buf through host->buf_append.
 */
 #ifndef SCIMGATE_STORAGE_H
@@ -136,8 +142,12 @@ typedef struct sg_search_out {
      * sets `residual` before its first call of the row callback, so the
      * core can filter rows as they arrive. */
     const sg_filter *residual;
-    int64_t total;  /* number of matching rows (when residual == NULL)     */
-    int sorted;     /* 1 when the rows follow query.sort                   */
+    int64_t total;  /* matching rows when residual == NULL, else -1        */
+    /* 1 when the rows follow query.sort (or no sort was asked for). When a
+     * sort was asked for and the plugin cannot follow it, it sets 0 and
+     * returns every matching row in creation order, ignoring start_index and
+     * count (total still set), so that the core sorts and pages. */
+    int sorted;
 } sg_search_out;
 
 /* ---- memberships ------------------------------------------------------- */

@@ -1,0 +1,2133 @@
+/*
+** storage_sqlite: the default scimgate storage plugin, one SQLite file in WAL mode.
+**
+** What lives here: the SQL schema and its versioned migrations, per-thread
+** connections with cached prepared statements, the tenant/token/resource/
+** membership methods of sg_storage_vtab, and the compiler from the core's
+** filter AST (filter.h) to parameterised SQL. See README.md next to this file
+** for the options, the tables and what compiles to SQL.
+**
+** Rules followed throughout:
+**   - every SQL text is a fixed fragment with `?N` placeholders; no value ever
+**     becomes SQL text;
+**   - every tenant-scoped statement names the tenant's tid, so another
+**     tenant's ids miss;
+**   - a statement is reset (and its bindings cleared) before the method that
+**     used it returns, so no connection keeps a read snapshot open by accident;
+**   - a method that writes several rows runs inside BEGIN IMMEDIATE (outside
+**     a transaction) or a SAVEPOINT (inside one), so it is whole or nothing.
+*/
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sqlite3.h>
+
+#include "scimgate/plugin.h"
+
+#define PLUGIN "storage_sqlite"
+
+#define DEFAULT_BUSY_TIMEOUT_MS 5000
+#define DEFAULT_MMAP_SIZE       268435456LL
+#define DEFAULT_CACHE_KIB       2048
+#define DB_FILE                 "scimgate.db"
+
+/* Written into the file header by migration 1, so that opening some other
+ * application's SQLite file is refused instead of migrated. */
+#define APPLICATION_ID 1397178708 /* 0x53474154, "SGAT" */
+#define XSTR(x)        STR(x)
+#define STR(x)         #x
+
+/* Filter statements per connection: enough for the handful of shapes a SCIM
+ * client sends, small enough that a hostile mix cannot grow memory. */
+#define FCACHE_SIZE 32
+/* Tenant id -> tid slots per connection (direct-mapped). */
+#define TCACHE_SIZE 128
+/* Longest tenant id: sg_token_info.tenant and sg_principal.tenant are char[65]. */
+#define TENANT_ID_MAX 64
+
+/* ---- schema ---------------------------------------------------------------- */
+
+/*
+** Migrations, applied in order; PRAGMA user_version holds how many ran. Never
+** edit a shipped entry: append a new one. Each runs inside the same
+** BEGIN IMMEDIATE transaction as the version check.
+*/
+static const char *const migrations[] = {
+    /* 1: the initial schema. */
+    "PRAGMA application_id = " XSTR(
+        APPLICATION_ID) ";\n"
+                        "CREATE TABLE tenants (\n"
+                        "    tid      INTEGER PRIMARY KEY,\n"
+                        "    id       TEXT NOT NULL UNIQUE,\n"
+                        "    name     TEXT NOT NULL UNIQUE,\n"
+                        "    created  TEXT NOT NULL,\n"
+                        "    disabled INTEGER NOT NULL DEFAULT 0\n"
+                        ") STRICT;\n"
+                        "CREATE TABLE tokens (\n"
+                        "    id           TEXT PRIMARY KEY,\n"
+                        "    tid          INTEGER NOT NULL REFERENCES tenants (tid),\n"
+                        "    hash         BLOB NOT NULL,\n"
+                        "    created_ms   INTEGER NOT NULL,\n"
+                        "    expires_ms   INTEGER NOT NULL DEFAULT 0,\n"
+                        "    revoked_ms   INTEGER NOT NULL DEFAULT 0,\n"
+                        "    last_used_ms INTEGER NOT NULL DEFAULT 0,\n"
+                        "    last_addr    TEXT\n"
+                        ") STRICT;\n"
+                        "CREATE INDEX tokens_tenant ON tokens (tid, created_ms);\n"
+                        "CREATE TABLE resources (\n"
+                        "    rid      INTEGER PRIMARY KEY,\n"
+                        "    tid      INTEGER NOT NULL REFERENCES tenants (tid),\n"
+                        "    rtype    INTEGER NOT NULL,\n"
+                        "    id       TEXT NOT NULL,\n"
+                        "    version  INTEGER NOT NULL,\n"
+                        "    created  TEXT NOT NULL,\n"
+                        "    modified TEXT NOT NULL,\n"
+                        "    body     TEXT NOT NULL,\n"
+                        "    UNIQUE (tid, id)\n"
+                        ") STRICT;\n"
+                        /* The rowid (rid) is implicitly the last column of every index, so
+                         * resources_list also yields creation order without a sort. */
+                        "CREATE INDEX resources_list ON resources (tid, rtype);\n"
+                        "CREATE INDEX resources_created ON resources (tid, rtype, created);\n"
+                        "CREATE INDEX resources_modified ON resources (tid, rtype, modified);\n"
+                        /* Clustered on the look-up order, so `attr eq value` reads one b-tree
+                         * range and the keys cost one b-tree, not a table plus an index. value
+                         * is NULL when it equals folded (case-exact attributes, values already
+                         * in lower case): it is kept for diagnostics only. */
+                        "CREATE TABLE resource_keys (\n"
+                        "    tid    INTEGER NOT NULL,\n"
+                        "    rtype  INTEGER NOT NULL,\n"
+                        "    attr   TEXT NOT NULL,\n"
+                        "    folded TEXT NOT NULL,\n"
+                        "    rid    INTEGER NOT NULL REFERENCES resources (rid),\n"
+                        "    value  TEXT,\n"
+                        "    uniq   INTEGER NOT NULL DEFAULT 0,\n"
+                        "    PRIMARY KEY (tid, rtype, attr, folded, rid)\n"
+                        ") STRICT, WITHOUT ROWID;\n"
+                        "CREATE UNIQUE INDEX resource_keys_unique ON resource_keys (tid, rtype, "
+                        "attr, folded)\n"
+                        "    WHERE uniq = 1;\n"
+                        "CREATE INDEX resource_keys_rid ON resource_keys (rid, attr);\n"
+                        "CREATE TABLE members (\n"
+                        "    mid        INTEGER PRIMARY KEY,\n"
+                        "    group_rid  INTEGER NOT NULL REFERENCES resources (rid),\n"
+                        "    member_rid INTEGER NOT NULL REFERENCES resources (rid),\n"
+                        "    display    TEXT,\n"
+                        "    UNIQUE (group_rid, member_rid)\n"
+                        ") STRICT;\n"
+                        "CREATE INDEX members_member ON members (member_rid);\n"
+                        "CREATE INDEX members_order ON members (group_rid, mid);\n",
+};
+
+#define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ---- fixed statements ---------------------------------------------------------- */
+
+enum {
+    ST_BEGIN,
+    ST_BEGIN_IMMEDIATE,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST_TENANT_TID,
+    ST_TENANT_INS,
+    ST_TENANT_BY_ID,
+    ST_TENANT_BY_NAME,
+    ST_TENANT_LIST,
+    ST_TENANT_DISABLE,
+    ST_TOKEN_EXISTS,
+    ST_TOKEN_INS,
+    ST_TOKEN_INFO,
+    ST_TOKEN_LIST,
+    ST_TOKEN_UPDATE,
+    ST_TOKEN_TOUCH,
+    ST_RES_LOOKUP,
+    ST_RES_GET,
+    ST_RES_INS,
+    ST_RES_UPD,
+    ST_RES_DEL,
+    ST_KEY_CLASH,
+    ST_KEY_INS,
+    ST_KEY_DEL,
+    ST_MEM_INS,
+    ST_MEM_DEL_ONE,
+    ST_MEM_DEL_GROUP,
+    ST_MEM_DEL_MEMBER,
+    ST_MEM_LIST,
+    ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN",
+    [ST_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT sg_op",
+    [ST_RELEASE] = "RELEASE sg_op",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO sg_op",
+    [ST_TENANT_TID] = "SELECT tid FROM tenants WHERE id = ?1",
+    [ST_TENANT_INS] = "INSERT INTO tenants (id, name, created, disabled) VALUES (?1, ?2, ?3, ?4)",
+    [ST_TENANT_BY_ID] = "SELECT id, name, created, disabled FROM tenants WHERE id = ?1",
+    [ST_TENANT_BY_NAME] = "SELECT id, name, created, disabled FROM tenants WHERE name = ?1",
+    [ST_TENANT_LIST] = "SELECT id, name, created, disabled FROM tenants ORDER BY tid",
+    [ST_TENANT_DISABLE] = "UPDATE tenants SET disabled = ?2 WHERE id = ?1",
+    [ST_TOKEN_EXISTS] = "SELECT 1 FROM tokens WHERE id = ?1",
+    [ST_TOKEN_INS] = "INSERT INTO tokens (id, tid, hash, created_ms, expires_ms, revoked_ms,"
+                     " last_used_ms, last_addr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [ST_TOKEN_INFO] = "SELECT t.id, k.hash, k.expires_ms, k.revoked_ms, t.disabled"
+                      " FROM tokens k JOIN tenants t ON t.tid = k.tid WHERE k.id = ?1",
+    [ST_TOKEN_LIST] = "SELECT id, hash, created_ms, expires_ms, revoked_ms, last_used_ms, last_addr"
+                      " FROM tokens WHERE tid = ?1 ORDER BY created_ms, rowid",
+    [ST_TOKEN_UPDATE] = "UPDATE tokens SET"
+                        " expires_ms = CASE WHEN ?3 >= 0 THEN ?3 ELSE expires_ms END,"
+                        " revoked_ms = CASE WHEN ?4 >= 0 THEN ?4 ELSE revoked_ms END"
+                        " WHERE tid = ?1 AND id = ?2",
+    [ST_TOKEN_TOUCH] = "UPDATE tokens SET last_used_ms = ?2, last_addr = ?3 WHERE id = ?1",
+    [ST_RES_LOOKUP] = "SELECT rid, rtype, version FROM resources WHERE tid = ?1 AND id = ?2",
+    [ST_RES_GET] = "SELECT id, version, created, modified, body FROM resources"
+                   " WHERE tid = ?1 AND id = ?2 AND rtype = ?3",
+    [ST_RES_INS] = "INSERT INTO resources (tid, rtype, id, version, created, modified, body)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_RES_UPD] = "UPDATE resources SET version = ?2, modified = ?3, body = ?4 WHERE rid = ?1",
+    [ST_RES_DEL] = "DELETE FROM resources WHERE rid = ?1",
+    /* `uniq = 1` spelled literally so the planner may use the partial index. */
+    [ST_KEY_CLASH] = "SELECT 1 FROM resource_keys WHERE tid = ?1 AND rtype = ?2 AND attr = ?3"
+                     " AND folded = ?4 AND uniq = 1 AND rid <> ?5",
+    [ST_KEY_INS] = "INSERT INTO resource_keys (rid, tid, rtype, attr, folded, value, uniq)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_KEY_DEL] = "DELETE FROM resource_keys WHERE rid = ?1",
+    [ST_MEM_INS] = "INSERT OR IGNORE INTO members (group_rid, member_rid, display)"
+                   " VALUES (?1, ?2, ?3)",
+    [ST_MEM_DEL_ONE] = "DELETE FROM members WHERE group_rid = ?1"
+                       " AND member_rid = (SELECT rid FROM resources WHERE tid = ?2 AND id = ?3)",
+    [ST_MEM_DEL_GROUP] = "DELETE FROM members WHERE group_rid = ?1",
+    [ST_MEM_DEL_MEMBER] = "DELETE FROM members WHERE member_rid = ?1",
+    [ST_MEM_LIST] = "SELECT u.id, m.display, u.rtype FROM members m"
+                    " JOIN resources u ON u.rid = m.member_rid"
+                    " WHERE m.group_rid = ?1 ORDER BY m.mid",
+};
+
+/* ---- instance and connection ------------------------------------------------- */
+
+struct sg_storage {
+    const sg_host *host;
+    char *path;
+    int busy_timeout_ms;
+    long long mmap_size;
+    long long cache_kib;
+    int sync_full; /* synchronous=FULL (default) or NORMAL */
+};
+
+/* A cached statement for one dynamically built filter SQL text. */
+struct fentry {
+    char *sql; /* host-allocated copy of the text, the cache key */
+    size_t len;
+    uint64_t hash;
+    uint64_t used; /* LRU clock */
+    sqlite3_stmt *st;
+};
+
+struct tentry {
+    int64_t tid; /* 0: empty slot (rowids start at 1) */
+    char id[TENANT_ID_MAX + 1];
+};
+
+struct sg_conn {
+    sg_storage *st;
+    const sg_host *host;
+    sqlite3 *db;
+    sqlite3_stmt *stmts[ST_COUNT];
+    struct fentry fcache[FCACHE_SIZE];
+    uint64_t fclock;
+    struct tentry tcache[TCACHE_SIZE];
+};
+
+/* ---- small helpers --------------------------------------------------------------- */
+
+static uint64_t fnv1a(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static char *xstrdup(const sg_host *h, const char *s)
+{
+    size_t n = strlen(s);
+    char *d = h->alloc(n + 1);
+    if (d) memcpy(d, s, n + 1);
+    return d;
+}
+
+static const char *rtype_name(sg_rtype t)
+{
+    return t == SG_RT_GROUP ? "Group" : "User";
+}
+
+static int valid_rtype(sg_rtype t)
+{
+    return t == SG_RT_USER || t == SG_RT_GROUP;
+}
+
+/*
+** Map an SQLite failure to a status. The SQLite message goes to the log only:
+** it may name tables or columns, which a client must not see.
+*/
+static sg_status db_fail(const sg_host *h, sqlite3 *db, int rc, sg_error *err)
+{
+    const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        h->log(SG_LOG_WARN, PLUGIN, "database busy: %s", msg);
+        return sg_error_set(err, SG_EUNAVAIL, NULL, "the store is busy, retry later");
+    case SQLITE_NOMEM:
+        return sg_error_set(err, SG_ENOMEM, NULL, "out of memory");
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_PROTOCOL:
+    case SQLITE_PERM:
+        h->log(SG_LOG_ERROR, PLUGIN, "database unavailable: %s", msg);
+        return sg_error_set(err, SG_EUNAVAIL, NULL, "the store is unavailable");
+    default:
+        h->log(SG_LOG_ERROR, PLUGIN, "database error %d: %s", rc, msg);
+        return sg_error_set(err, SG_EINTERNAL, NULL, "storage error");
+    }
+}
+
+static sg_status fail(sg_conn *c, int rc, sg_error *err)
+{
+    return db_fail(c->host, c->db, rc, err);
+}
+
+static sg_status oom(sg_error *err)
+{
+    return sg_error_set(err, SG_ENOMEM, NULL, "out of memory");
+}
+
+/*
+** Fixed statements are prepared once per connection. When the cached one is
+** already stepping (a callback re-entered the plugin with the same kind of
+** call), a private copy is prepared and finalized by done().
+*/
+static sg_status use(sg_conn *c, int id, sqlite3_stmt **out, sg_error *err)
+{
+    sqlite3_stmt *s = c->stmts[id];
+    int rc;
+    if (s && !sqlite3_stmt_busy(s)) {
+        *out = s;
+        return SG_OK;
+    }
+    rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1, s ? 0 : SQLITE_PREPARE_PERSISTENT, out, NULL);
+    if (rc != SQLITE_OK) return fail(c, rc, err);
+    if (!s) c->stmts[id] = *out;
+    return SG_OK;
+}
+
+static void done(sg_conn *c, int id, sqlite3_stmt *s)
+{
+    if (!s) return;
+    if (s == c->stmts[id]) {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    } else {
+        sqlite3_finalize(s);
+    }
+}
+
+/* Bindings borrow the caller's memory: done() runs before the call returns. */
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+/* Run a statement that returns no rows (BEGIN, COMMIT, ...). */
+static sg_status exec1(sg_conn *c, int id, sg_error *err)
+{
+    sqlite3_stmt *s;
+    sg_status st = use(c, id, &s, err);
+    if (st != SG_OK) return st;
+    int rc = sqlite3_step(s);
+    done(c, id, s);
+    if (rc != SQLITE_DONE) return fail(c, rc, err);
+    return SG_OK;
+}
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? (const char *)t : "";
+}
+
+/*
+** Begin a write unit. Outside a transaction take the write lock at once: a
+** deferred transaction that reads first and writes later can fail with
+** SQLITE_BUSY_SNAPSHOT without waiting. Inside the caller's transaction a
+** savepoint makes this one method atomic on its own.
+*/
+static sg_status wbegin(sg_conn *c, int *implicit, sg_error *err)
+{
+    *implicit = sqlite3_get_autocommit(c->db);
+    return exec1(c, *implicit ? ST_BEGIN_IMMEDIATE : ST_SAVEPOINT, err);
+}
+
+static void tcache_clear(sg_conn *c)
+{
+    memset(c->tcache, 0, sizeof c->tcache);
+}
+
+/* End a write unit begun by wbegin: keep it when `s` is SG_OK, else undo it. */
+static sg_status wend(sg_conn *c, int implicit, sg_status s, sg_error *err)
+{
+    if (s == SG_OK) {
+        s = exec1(c, implicit ? ST_COMMIT : ST_RELEASE, err);
+        if (s == SG_OK || !implicit) return s;
+        /* A failed COMMIT leaves the transaction open: close it so the
+         * connection stays usable; the caller retries the whole call. */
+        if (!sqlite3_get_autocommit(c->db)) exec1(c, ST_ROLLBACK, NULL);
+        tcache_clear(c);
+        return s;
+    }
+    /* Some errors (I/O, full disk) roll the whole transaction back by
+     * themselves; only undo what is still there. */
+    if (sqlite3_get_autocommit(c->db)) return s;
+    if (implicit) {
+        exec1(c, ST_ROLLBACK, NULL);
+    } else if (exec1(c, ST_ROLLBACK_TO, NULL) == SG_OK) {
+        exec1(c, ST_RELEASE, NULL);
+    }
+    return s;
+}
+
+/*
+** Tenant id -> tid, cached per connection: tenants are never deleted, so a
+** hit stays valid. Only committed or own-transaction lookups are cached, and
+** rollback clears the cache (a tenant created in a rolled-back transaction
+** may have been cached, and its tid may be reused).
+*/
+static sg_status tid_of(sg_conn *c, const char *tenant, int64_t *tid, sg_error *err)
+{
+    if (!tenant || !*tenant) return sg_error_set(err, SG_EINVALID, NULL, "no tenant given");
+    size_t n = strlen(tenant);
+    struct tentry *e = NULL;
+    if (n <= TENANT_ID_MAX) {
+        e = &c->tcache[fnv1a(tenant, n) % TCACHE_SIZE];
+        if (e->tid && !strcmp(e->id, tenant)) {
+            *tid = e->tid;
+            return SG_OK;
+        }
+    }
+    sqlite3_stmt *s;
+    sg_status st = use(c, ST_TENANT_TID, &s, err);
+    if (st != SG_OK) return st;
+    bind_text(s, 1, tenant);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *tid = sqlite3_column_int64(s, 0);
+        if (e) {
+            e->tid = *tid;
+            memcpy(e->id, tenant, n + 1);
+        }
+        st = SG_OK;
+    } else if (rc == SQLITE_DONE) {
+        st = sg_error_set(err, SG_ENOTFOUND, NULL, "no such tenant");
+    } else {
+        st = fail(c, rc, err);
+    }
+    done(c, ST_TENANT_TID, s);
+    return st;
+}
+
+/* A resource's rid, type and version by id within one tenant. SG_ENOTFOUND
+ * (no detail) when absent; *found tells a miss from an error. */
+static sg_status lookup(sg_conn *c, int64_t tid, const char *id, int64_t *rid, sg_rtype *type,
+                        int64_t *version, int *found, sg_error *err)
+{
+    sqlite3_stmt *s;
+    sg_status st = use(c, ST_RES_LOOKUP, &s, err);
+    if (st != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    bind_text(s, 2, id);
+    int rc = sqlite3_step(s);
+    *found = 0;
+    if (rc == SQLITE_ROW) {
+        *found = 1;
+        if (rid) *rid = sqlite3_column_int64(s, 0);
+        if (type) *type = (sg_rtype)sqlite3_column_int(s, 1);
+        if (version) *version = sqlite3_column_int64(s, 2);
+    } else if (rc != SQLITE_DONE) {
+        st = fail(c, rc, err);
+    }
+    done(c, ST_RES_LOOKUP, s);
+    return st;
+}
+
+/* ---- options and open ---------------------------------------------------------- */
+
+static int parse_ll(const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    if (!s || !*s) return 0;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return 0;
+    *out = v;
+    return 1;
+}
+
+static sg_status parse_opts(sg_storage *st, const char *data_dir, const sg_kv *opts, size_t nopts,
+                            sg_error *err)
+{
+    const char *path = NULL;
+    long long v;
+    for (size_t i = 0; i < nopts; i++) {
+        const char *k = opts[i].key, *val = opts[i].value;
+        if (!k) return sg_error_set(err, SG_EINVALID, NULL, "option without a name");
+        if (!strcmp(k, "path")) {
+            if (!val || !*val)
+                return sg_error_set(err, SG_EINVALID, NULL, "option \"path\" is empty");
+            path = val;
+        } else if (!strcmp(k, "busy_timeout_ms")) {
+            if (!parse_ll(val, 0, INT_MAX, &v))
+                return sg_error_set(err, SG_EINVALID, NULL,
+                                    "option \"busy_timeout_ms\" needs milliseconds");
+            st->busy_timeout_ms = (int)v;
+        } else if (!strcmp(k, "mmap_size")) {
+            if (!parse_ll(val, 0, LLONG_MAX, &v))
+                return sg_error_set(err, SG_EINVALID, NULL, "option \"mmap_size\" needs bytes");
+            st->mmap_size = v;
+        } else if (!strcmp(k, "cache_kib")) {
+            if (!parse_ll(val, 0, INT_MAX, &v))
+                return sg_error_set(err, SG_EINVALID, NULL, "option \"cache_kib\" needs KiB");
+            st->cache_kib = v;
+        } else if (!strcmp(k, "synchronous")) {
+            if (val && !strcasecmp(val, "full"))
+                st->sync_full = 1;
+            else if (val && !strcasecmp(val, "normal"))
+                st->sync_full = 0;
+            else
+                return sg_error_set(err, SG_EINVALID, NULL,
+                                    "option \"synchronous\" is \"full\" or \"normal\"");
+        } else {
+            return sg_error_set(err, SG_EINVALID, NULL, "unknown option \"%.64s\"", k);
+        }
+    }
+    const sg_host *h = st->host;
+    if (path) {
+        st->path = xstrdup(h, path);
+    } else {
+        if (!data_dir || !*data_dir)
+            return sg_error_set(err, SG_EINVALID, NULL, "no data directory and no \"path\"");
+        size_t n = strlen(data_dir) + sizeof "/" DB_FILE;
+        st->path = h->alloc(n);
+        if (st->path) snprintf(st->path, n, "%s/%s", data_dir, DB_FILE);
+    }
+    return st->path ? SG_OK : oom(err);
+}
+
+/* Per-connection settings; the values are integers checked by parse_opts. */
+static int apply_pragmas(sg_storage *st, sqlite3 *db)
+{
+    char sql[256];
+    sqlite3_busy_timeout(db, st->busy_timeout_ms);
+    snprintf(sql, sizeof sql,
+             "PRAGMA foreign_keys = ON; PRAGMA synchronous = %s;"
+             " PRAGMA mmap_size = %lld; PRAGMA cache_size = -%lld;"
+             " PRAGMA journal_size_limit = 67108864;"
+             /* Savepoint journals in memory: every create inside the
+              * caller's transaction opens one. */
+             " PRAGMA temp_store = MEMORY;",
+             st->sync_full ? "FULL" : "NORMAL", st->mmap_size, st->cache_kib);
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+static int open_db(sg_storage *st, sqlite3 **out)
+{
+    int rc = sqlite3_open_v2(st->path, out,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                                 SQLITE_OPEN_PRIVATECACHE,
+                             NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_extended_result_codes(*out, 1);
+    if (rc == SQLITE_OK) rc = apply_pragmas(st, *out);
+    return rc;
+}
+
+static int pragma_int(sqlite3 *db, const char *sql, long long *v)
+{
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK) return rc;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *v = sqlite3_column_int64(s, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/*
+** Switch the file to WAL. The journal mode lives in the file, so this is a
+** no-op after the first open; on a fresh file another process may hold a
+** lock, and the busy handler does not cover this pragma, hence the loop.
+*/
+static int set_wal(sg_storage *st, sqlite3 *db)
+{
+    int waited = 0;
+    for (;;) {
+        sqlite3_stmt *s;
+        int rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+        if (rc != SQLITE_OK) return rc;
+        rc = sqlite3_step(s);
+        int wal = rc == SQLITE_ROW && !strcasecmp(col_text(s, 0), "wal");
+        sqlite3_finalize(s);
+        if (wal) return SQLITE_OK;
+        if (rc == SQLITE_ROW) { /* e.g. an in-memory database */
+            st->host->log(SG_LOG_ERROR, PLUGIN, "%s cannot use WAL", st->path);
+            return SQLITE_CANTOPEN;
+        }
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) return rc;
+        if (waited >= st->busy_timeout_ms) return SQLITE_BUSY;
+        sqlite3_sleep(10);
+        waited += 10;
+    }
+}
+
+/*
+** Bring the schema up to date. The write lock is taken before user_version is
+** read, so when the CLI and the server open a new file at the same moment one
+** migrates and the other then sees the new version and does nothing.
+*/
+static sg_status migrate(sg_storage *st, sqlite3 *db, sg_error *err)
+{
+    const sg_host *h = st->host;
+    long long ver = 0, app = 0;
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return db_fail(h, db, rc, err);
+    rc = pragma_int(db, "PRAGMA application_id", &app);
+    if (rc == SQLITE_OK) rc = pragma_int(db, "PRAGMA user_version", &ver);
+    if (rc != SQLITE_OK) goto dbfail;
+    if (app != 0 && app != APPLICATION_ID) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        h->log(SG_LOG_ERROR, PLUGIN, "%s is not a scimgate database", st->path);
+        return sg_error_set(err, SG_EINVALID, NULL, "the database file belongs to another program");
+    }
+    if (ver > NMIGRATIONS) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        h->log(SG_LOG_ERROR, PLUGIN, "schema version %lld is newer than this plugin's (%d)", ver,
+               NMIGRATIONS);
+        return sg_error_set(err, SG_EVERSION, NULL, "the database was written by a newer scimgate");
+    }
+    for (long long i = ver; i < NMIGRATIONS; i++) {
+        char sql[64];
+        rc = sqlite3_exec(db, migrations[i], NULL, NULL, NULL);
+        if (rc != SQLITE_OK) goto dbfail;
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %lld", i + 1);
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK) goto dbfail;
+        h->log(SG_LOG_INFO, PLUGIN, "applied schema migration %lld", i + 1);
+    }
+    rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) goto dbfail;
+    return SG_OK;
+dbfail : {
+    sg_status s = db_fail(h, db, rc, err);
+    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return s;
+}
+}
+
+static void st_close(sg_storage *st)
+{
+    if (!st) return;
+    const sg_host *h = st->host;
+    h->free(st->path);
+    h->free(st);
+}
+
+static sg_status st_open(const sg_host *host, const char *data_dir, const sg_kv *opts, size_t nopts,
+                         sg_storage **out, sg_error *err)
+{
+    *out = NULL;
+    sg_storage *st = host->alloc(sizeof *st);
+    if (!st) return oom(err);
+    *st = (sg_storage){.host = host,
+                       .busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS,
+                       .mmap_size = DEFAULT_MMAP_SIZE,
+                       .cache_kib = DEFAULT_CACHE_KIB,
+                       .sync_full = 1};
+    sg_status s = parse_opts(st, data_dir, opts, nopts, err);
+    if (s != SG_OK) {
+        st_close(st);
+        return s;
+    }
+    sqlite3 *db = NULL;
+    int rc = open_db(st, &db);
+    if (rc == SQLITE_OK) rc = set_wal(st, db);
+    if (rc != SQLITE_OK) {
+        host->log(SG_LOG_ERROR, PLUGIN, "cannot open %s: %s", st->path,
+                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        s = db_fail(host, NULL, rc, err);
+    } else {
+        s = migrate(st, db, err);
+    }
+    sqlite3_close_v2(db);
+    if (s != SG_OK) {
+        st_close(st);
+        return s;
+    }
+    *out = st;
+    return SG_OK;
+}
+
+/* ---- connections --------------------------------------------------------------- */
+
+static void st_disconnect(sg_conn *c)
+{
+    if (!c) return;
+    const sg_host *h = c->host;
+    for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(c->stmts[i]);
+    for (int i = 0; i < FCACHE_SIZE; i++) {
+        sqlite3_finalize(c->fcache[i].st);
+        h->free(c->fcache[i].sql);
+    }
+    /* Closing rolls back an open transaction. */
+    sqlite3_close_v2(c->db);
+    h->free(c);
+}
+
+static sg_status st_connect(sg_storage *st, sg_conn **out, sg_error *err)
+{
+    *out = NULL;
+    sg_conn *c = st->host->alloc(sizeof *c);
+    if (!c) return oom(err);
+    memset(c, 0, sizeof *c);
+    c->st = st;
+    c->host = st->host;
+    int rc = open_db(st, &c->db);
+    if (rc != SQLITE_OK) {
+        sg_status s = db_fail(st->host, c->db, rc, err);
+        st_disconnect(c);
+        return s;
+    }
+    *out = c;
+    return SG_OK;
+}
+
+/* ---- transactions --------------------------------------------------------------- */
+
+static sg_status st_begin(sg_conn *c, sg_txn_mode mode, sg_error *err)
+{
+    if (!sqlite3_get_autocommit(c->db))
+        return sg_error_set(err, SG_EINTERNAL, NULL, "a transaction is already open");
+    return exec1(c, mode == SG_TXN_WRITE ? ST_BEGIN_IMMEDIATE : ST_BEGIN, err);
+}
+
+static sg_status st_commit(sg_conn *c, sg_error *err)
+{
+    if (sqlite3_get_autocommit(c->db)) return SG_OK;
+    sg_status s = exec1(c, ST_COMMIT, err);
+    if (s != SG_OK && !sqlite3_get_autocommit(c->db)) {
+        /* Leave the connection clean: the request failed as a whole. */
+        exec1(c, ST_ROLLBACK, NULL);
+        tcache_clear(c);
+    }
+    return s;
+}
+
+static void st_rollback(sg_conn *c)
+{
+    if (!sqlite3_get_autocommit(c->db)) exec1(c, ST_ROLLBACK, NULL);
+    tcache_clear(c);
+}
+
+/* ---- tenants ------------------------------------------------------------------------ */
+
+/* Does statement `id` (one text parameter) return a row? */
+static sg_status exists1(sg_conn *c, int id, const char *v, int *found, sg_error *err)
+{
+    sqlite3_stmt *s;
+    sg_status st = use(c, id, &s, err);
+    if (st != SG_OK) return st;
+    bind_text(s, 1, v);
+    int rc = sqlite3_step(s);
+    *found = rc == SQLITE_ROW;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) st = fail(c, rc, err);
+    done(c, id, s);
+    return st;
+}
+
+static sg_status st_tenant_create(sg_conn *c, const sg_tenant *t, sg_error *err)
+{
+    if (!t || !t->id || !*t->id || !t->name || !*t->name)
+        return sg_error_set(err, SG_EINVALID, "invalidValue", "a tenant needs an id and a name");
+    if (strlen(t->id) > TENANT_ID_MAX)
+        return sg_error_set(err, SG_EINVALID, "invalidValue", "tenant id longer than %d bytes",
+                            TENANT_ID_MAX);
+    int found;
+    sg_status s = exists1(c, ST_TENANT_BY_ID, t->id, &found, err);
+    if (s != SG_OK) return s;
+    if (found)
+        return sg_error_set(err, SG_ECONFLICT, "uniqueness", "tenant id \"%.64s\" is already taken",
+                            t->id);
+    s = exists1(c, ST_TENANT_BY_NAME, t->name, &found, err);
+    if (s != SG_OK) return s;
+    if (found)
+        return sg_error_set(err, SG_ECONFLICT, "uniqueness",
+                            "tenant name \"%.128s\" is already taken", t->name);
+
+    char now[SG_TIME_MAX];
+    if (!t->created) c->host->format_time(c->host->now_ms(), now);
+    sqlite3_stmt *st;
+    s = use(c, ST_TENANT_INS, &st, err);
+    if (s != SG_OK) return s;
+    bind_text(st, 1, t->id);
+    bind_text(st, 2, t->name);
+    bind_text(st, 3, t->created ? t->created : now);
+    sqlite3_bind_int(st, 4, t->disabled ? 1 : 0);
+    int rc = sqlite3_step(st);
+    done(c, ST_TENANT_INS, st);
+    if (rc == SQLITE_DONE) return SG_OK;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) /* a concurrent create won the race */
+        return sg_error_set(err, SG_ECONFLICT, "uniqueness", "the tenant already exists");
+    return fail(c, rc, err);
+}
+
+static void tenant_row(sqlite3_stmt *s, sg_tenant *t)
+{
+    t->id = col_text(s, 0);
+    t->name = col_text(s, 1);
+    t->created = col_text(s, 2);
+    t->disabled = sqlite3_column_int(s, 3) != 0;
+}
+
+static sg_status st_tenant_get(sg_conn *c, const char *id_or_name, sg_tenant_fn fn, void *ud,
+                               sg_error *err)
+{
+    static const int order[2] = {ST_TENANT_BY_ID, ST_TENANT_BY_NAME};
+    if (!id_or_name) return sg_error_set(err, SG_EINVALID, NULL, "no tenant given");
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *s;
+        sg_status st = use(c, order[i], &s, err);
+        if (st != SG_OK) return st;
+        bind_text(s, 1, id_or_name);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            sg_tenant t;
+            tenant_row(s, &t);
+            if (fn) fn(ud, &t);
+        } else if (rc != SQLITE_DONE) {
+            st = fail(c, rc, err);
+        }
+        done(c, order[i], s);
+        if (rc != SQLITE_DONE) return st;
+    }
+    return sg_error_set(err, SG_ENOTFOUND, NULL, "no such tenant");
+}
+
+static sg_status st_tenant_list(sg_conn *c, sg_tenant_fn fn, void *ud, sg_error *err)
+{
+    if (!fn) return sg_error_set(err, SG_EINVALID, NULL, "no callback");
+    sqlite3_stmt *s;
+    sg_status st = use(c, ST_TENANT_LIST, &s, err);
+    if (st != SG_OK) return st;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sg_tenant t;
+        tenant_row(s, &t);
+        if (fn(ud, &t)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) st = fail(c, rc, err);
+    done(c, ST_TENANT_LIST, s);
+    return st;
+}
+
+static sg_status st_tenant_set_disabled(sg_conn *c, const char *id, int disabled, sg_error *err)
+{
+    sqlite3_stmt *s;
+    sg_status st = use(c, ST_TENANT_DISABLE, &s, err);
+    if (st != SG_OK) return st;
+    bind_text(s, 1, id);
+    sqlite3_bind_int(s, 2, disabled ? 1 : 0);
+    int rc = sqlite3_step(s);
+    done(c, ST_TENANT_DISABLE, s);
+    if (rc != SQLITE_DONE) return fail(c, rc, err);
+    if (sqlite3_changes(c->db) == 0) return sg_error_set(err, SG_ENOTFOUND, NULL, "no such tenant");
+    return SG_OK;
+}
+
+/* ---- tokens ---------------------------------------------------------------------------- */
+
+static sg_status st_token_create(sg_conn *c, const sg_token *t, sg_error *err)
+{
+    if (!t || !t->id || !*t->id || !t->hash)
+        return sg_error_set(err, SG_EINVALID, "invalidValue", "a token needs an id and a hash");
+    int64_t tid;
+    sg_status s = tid_of(c, t->tenant, &tid, err);
+    if (s != SG_OK) return s;
+    int found;
+    s = exists1(c, ST_TOKEN_EXISTS, t->id, &found, err);
+    if (s != SG_OK) return s;
+    if (found) return sg_error_set(err, SG_ECONFLICT, "uniqueness", "token id already exists");
+
+    sqlite3_stmt *st;
+    s = use(c, ST_TOKEN_INS, &st, err);
+    if (s != SG_OK) return s;
+    bind_text(st, 1, t->id);
+    sqlite3_bind_int64(st, 2, tid);
+    sqlite3_bind_blob(st, 3, t->hash, SG_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, t->created_ms ? t->created_ms : c->host->now_ms());
+    sqlite3_bind_int64(st, 5, t->expires_ms);
+    sqlite3_bind_int64(st, 6, t->revoked_ms);
+    sqlite3_bind_int64(st, 7, t->last_used_ms);
+    bind_text(st, 8, t->last_addr);
+    int rc = sqlite3_step(st);
+    done(c, ST_TOKEN_INS, st);
+    if (rc == SQLITE_DONE) return SG_OK;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return sg_error_set(err, SG_ECONFLICT, "uniqueness", "token id already exists");
+    return fail(c, rc, err);
+}
+
+static sg_status st_token_info(sg_conn *c, const char *id, sg_token_info *out, sg_error *err)
+{
+    sqlite3_stmt *s;
+    sg_status st = use(c, ST_TOKEN_INFO, &s, err);
+    if (st != SG_OK) return st;
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        const char *tenant = col_text(s, 0);
+        size_t tn = strlen(tenant);
+        const void *hash = sqlite3_column_blob(s, 1);
+        int hn = sqlite3_column_bytes(s, 1);
+        if (tn >= sizeof out->tenant || hn != SG_HASH_LEN || !hash) {
+            c->host->log(SG_LOG_ERROR, PLUGIN, "token row with a bad tenant id or hash");
+            st = sg_error_set(err, SG_EINTERNAL, NULL, "storage error");
+        } else {
+            memset(out, 0, sizeof *out);
+            memcpy(out->tenant, tenant, tn + 1);
+            memcpy(out->hash, hash, SG_HASH_LEN);
+            out->expires_ms = sqlite3_column_int64(s, 2);
+            out->revoked = sqlite3_column_int64(s, 3) != 0;
+            out->tenant_disabled = sqlite3_column_int(s, 4) != 0;
+        }
+    } else if (rc == SQLITE_DONE) {
+        st = sg_error_set(err, SG_ENOTFOUND, NULL, "no such token");
+    } else {
+        st = fail(c, rc, err);
+    }
+    done(c, ST_TOKEN_INFO, s);
+    return st;
+}
+
+static sg_status st_token_list(sg_conn *c, const char *tenant, sg_token_fn fn, void *ud,
+                               sg_error *err)
+{
+    int64_t tid;
+    if (!fn) return sg_error_set(err, SG_EINVALID, NULL, "no callback");
+    sg_status st = tid_of(c, tenant, &tid, err);
+    if (st != SG_OK) return st;
+    sqlite3_stmt *s;
+    st = use(c, ST_TOKEN_LIST, &s, err);
+    if (st != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sg_token t = {
+            .id = col_text(s, 0),
+            .tenant = tenant,
+            .hash = sqlite3_column_blob(s, 1),
+            .created_ms = sqlite3_column_int64(s, 2),
+            .expires_ms = sqlite3_column_int64(s, 3),
+            .revoked_ms = sqlite3_column_int64(s, 4),
+            .last_used_ms = sqlite3_column_int64(s, 5),
+            .last_addr = (const char *)sqlite3_column_text(s, 6),
+        };
+        if (fn(ud, &t)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) st = fail(c, rc, err);
+    done(c, ST_TOKEN_LIST, s);
+    return st;
+}
+
+static sg_status st_token_update(sg_conn *c, const char *tenant, const char *id, int64_t expires_ms,
+                                 int64_t revoked_ms, sg_error *err)
+{
+    int64_t tid;
+    sg_status st = tid_of(c, tenant, &tid, err);
+    if (st != SG_OK) return st;
+    sqlite3_stmt *s;
+    st = use(c, ST_TOKEN_UPDATE, &s, err);
+    if (st != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    bind_text(s, 2, id);
+    sqlite3_bind_int64(s, 3, expires_ms);
+    sqlite3_bind_int64(s, 4, revoked_ms);
+    int rc = sqlite3_step(s);
+    done(c, ST_TOKEN_UPDATE, s);
+    if (rc != SQLITE_DONE) return fail(c, rc, err);
+    if (sqlite3_changes(c->db) == 0) return sg_error_set(err, SG_ENOTFOUND, NULL, "no such token");
+    return SG_OK;
+}
+
+static sg_status st_token_touch(sg_conn *c, const char *id, int64_t when_ms, const char *addr,
+                                sg_error *err)
+{
+    sqlite3_stmt *s;
+    sg_status st = use(c, ST_TOKEN_TOUCH, &s, err);
+    if (st != SG_OK) return st;
+    bind_text(s, 1, id);
+    sqlite3_bind_int64(s, 2, when_ms);
+    bind_text(s, 3, addr);
+    int rc = sqlite3_step(s);
+    done(c, ST_TOKEN_TOUCH, s);
+    if (rc != SQLITE_DONE) return fail(c, rc, err);
+    if (sqlite3_changes(c->db) == 0) return sg_error_set(err, SG_ENOTFOUND, NULL, "no such token");
+    return SG_OK;
+}
+
+/* ---- resources ----------------------------------------------------------------------- */
+
+static sg_status clash(const sg_key *k, sg_error *err)
+{
+    return sg_error_set(err, SG_ECONFLICT, "uniqueness", "%.64s \"%.128s\" is already taken",
+                        k->attr, k->value ? k->value : k->folded);
+}
+
+/*
+** Look for SG_KEY_UNIQUE clashes before writing, so that the client learns
+** which attribute clashed; the partial unique index stays as the backstop.
+** `self` is the resource's own rid on replace (it may keep its values), 0 on
+** create.
+*/
+static sg_status check_unique(sg_conn *c, int64_t tid, sg_rtype type, const sg_resource *r,
+                              int64_t self, sg_error *err)
+{
+    for (size_t i = 0; i < r->nkeys; i++) {
+        const sg_key *k = &r->keys[i];
+        if (!(k->flags & SG_KEY_UNIQUE)) continue;
+        sqlite3_stmt *s;
+        sg_status st = use(c, ST_KEY_CLASH, &s, err);
+        if (st != SG_OK) return st;
+        sqlite3_bind_int64(s, 1, tid);
+        sqlite3_bind_int(s, 2, type);
+        bind_text(s, 3, k->attr);
+        bind_text(s, 4, k->folded);
+        sqlite3_bind_int64(s, 5, self);
+        int rc = sqlite3_step(s);
+        done(c, ST_KEY_CLASH, s);
+        if (rc == SQLITE_ROW) return clash(k, err);
+        if (rc != SQLITE_DONE) return fail(c, rc, err);
+    }
+    return SG_OK;
+}
+
+/* Is unique key i a repeat of an earlier unique key of the same resource? */
+static int repeated_unique(const sg_resource *r, size_t i)
+{
+    const sg_key *k = &r->keys[i];
+    for (size_t j = 0; j < i; j++) {
+        const sg_key *p = &r->keys[j];
+        if ((p->flags & SG_KEY_UNIQUE) && !strcmp(p->attr, k->attr) &&
+            !strcmp(p->folded, k->folded))
+            return 1;
+    }
+    return 0;
+}
+
+/*
+** A resource may carry the same (attr, folded) twice (two e-mails differing
+** in case); the key table is a set. A repeated non-unique key trips the
+** primary key and is skipped there. A repeated unique key would trip the
+** unique index first and look like a clash with another resource, so those
+** few are compared here.
+*/
+static sg_status insert_keys(sg_conn *c, int64_t rid, int64_t tid, sg_rtype type,
+                             const sg_resource *r, sg_error *err)
+{
+    for (size_t i = 0; i < r->nkeys; i++) {
+        const sg_key *k = &r->keys[i];
+        if ((k->flags & SG_KEY_UNIQUE) && repeated_unique(r, i)) continue;
+        sqlite3_stmt *s;
+        sg_status st = use(c, ST_KEY_INS, &s, err);
+        if (st != SG_OK) return st;
+        sqlite3_bind_int64(s, 1, rid);
+        sqlite3_bind_int64(s, 2, tid);
+        sqlite3_bind_int(s, 3, type);
+        bind_text(s, 4, k->attr);
+        bind_text(s, 5, k->folded);
+        bind_text(s, 6, k->value && strcmp(k->value, k->folded) ? k->value : NULL);
+        sqlite3_bind_int(s, 7, (k->flags & SG_KEY_UNIQUE) ? 1 : 0);
+        int rc = sqlite3_step(s);
+        done(c, ST_KEY_INS, s);
+        if (rc == SQLITE_DONE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) continue;
+        if (rc == SQLITE_CONSTRAINT_UNIQUE) return clash(k, err);
+        return fail(c, rc, err);
+    }
+    return SG_OK;
+}
+
+static sg_status check_resource(const sg_resource *r, sg_error *err)
+{
+    if (!r || !r->id || !*r->id || !r->json || !valid_rtype(r->type))
+        return sg_error_set(err, SG_EINVALID, "invalidValue", "incomplete resource");
+    if (r->json_len > INT_MAX) return sg_error_set(err, SG_ETOOMANY, NULL, "resource too large");
+    for (size_t i = 0; i < r->nkeys; i++)
+        if (!r->keys[i].attr || !r->keys[i].folded)
+            return sg_error_set(err, SG_EINVALID, "invalidValue", "incomplete index key");
+    return SG_OK;
+}
+
+/* An existing id is found by UNIQUE (tid, id) on insert, not looked up. */
+static sg_status create_body(sg_conn *c, int64_t tid, const sg_resource *r, sg_error *err)
+{
+    sg_status st = check_unique(c, tid, r->type, r, 0, err);
+    if (st != SG_OK) return st;
+
+    char now[SG_TIME_MAX];
+    if (!r->created || !r->modified) c->host->format_time(c->host->now_ms(), now);
+    sqlite3_stmt *s;
+    st = use(c, ST_RES_INS, &s, err);
+    if (st != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    sqlite3_bind_int(s, 2, r->type);
+    bind_text(s, 3, r->id);
+    sqlite3_bind_int64(s, 4, r->version);
+    bind_text(s, 5, r->created ? r->created : now);
+    bind_text(s, 6, r->modified ? r->modified : now);
+    sqlite3_bind_text(s, 7, r->json, (int)r->json_len, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    done(c, ST_RES_INS, s);
+    if (rc == SQLITE_CONSTRAINT_UNIQUE)
+        return sg_error_set(err, SG_ECONFLICT, "uniqueness", "id \"%.128s\" already exists", r->id);
+    if (rc != SQLITE_DONE) return fail(c, rc, err);
+    return insert_keys(c, sqlite3_last_insert_rowid(c->db), tid, r->type, r, err);
+}
+
+static sg_status st_create(sg_conn *c, const char *tenant, const sg_resource *r, sg_error *err)
+{
+    sg_status st = check_resource(r, err);
+    if (st != SG_OK) return st;
+    int64_t tid;
+    int implicit;
+    if ((st = tid_of(c, tenant, &tid, err)) != SG_OK) return st;
+    if ((st = wbegin(c, &implicit, err)) != SG_OK) return st;
+    return wend(c, implicit, create_body(c, tid, r, err), err);
+}
+
+static sg_status not_found(sg_rtype type, const char *id, sg_error *err)
+{
+    return sg_error_set(err, SG_ENOTFOUND, NULL, "%s \"%.128s\" not found", rtype_name(type),
+                        id ? id : "");
+}
+
+static sg_status replace_body(sg_conn *c, int64_t tid, const sg_resource *r, int64_t expected,
+                              sg_error *err)
+{
+    int64_t rid, version;
+    sg_rtype type;
+    int found;
+    sg_status st = lookup(c, tid, r->id, &rid, &type, &version, &found, err);
+    if (st != SG_OK) return st;
+    if (!found || type != r->type) return not_found(r->type, r->id, err);
+    if (version != expected) return sg_error_set(err, SG_EPRECOND, NULL, "version mismatch");
+    if ((st = check_unique(c, tid, r->type, r, rid, err)) != SG_OK) return st;
+
+    sqlite3_stmt *s;
+    if ((st = use(c, ST_KEY_DEL, &s, err)) != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, rid);
+    int rc = sqlite3_step(s);
+    done(c, ST_KEY_DEL, s);
+    if (rc != SQLITE_DONE) return fail(c, rc, err);
+
+    char now[SG_TIME_MAX];
+    if (!r->modified) c->host->format_time(c->host->now_ms(), now);
+    if ((st = use(c, ST_RES_UPD, &s, err)) != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, rid);
+    sqlite3_bind_int64(s, 2, r->version);
+    bind_text(s, 3, r->modified ? r->modified : now);
+    sqlite3_bind_text(s, 4, r->json, (int)r->json_len, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    done(c, ST_RES_UPD, s);
+    if (rc != SQLITE_DONE) return fail(c, rc, err);
+    return insert_keys(c, rid, tid, r->type, r, err);
+}
+
+static sg_status st_replace(sg_conn *c, const char *tenant, const sg_resource *r,
+                            int64_t expected_version, sg_error *err)
+{
+    sg_status st = check_resource(r, err);
+    if (st != SG_OK) return st;
+    int64_t tid;
+    int implicit;
+    if ((st = tid_of(c, tenant, &tid, err)) != SG_OK) return st;
+    if ((st = wbegin(c, &implicit, err)) != SG_OK) return st;
+    return wend(c, implicit, replace_body(c, tid, r, expected_version, err), err);
+}
+
+static sg_status exec_rid(sg_conn *c, int id, int64_t rid, sg_error *err)
+{
+    sqlite3_stmt *s;
+    sg_status st = use(c, id, &s, err);
+    if (st != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, rid);
+    int rc = sqlite3_step(s);
+    done(c, id, s);
+    return rc == SQLITE_DONE ? SG_OK : fail(c, rc, err);
+}
+
+static sg_status remove_body(sg_conn *c, int64_t tid, sg_rtype type, const char *id, sg_error *err)
+{
+    static const int order[] = {ST_KEY_DEL, ST_MEM_DEL_GROUP, ST_MEM_DEL_MEMBER, ST_RES_DEL};
+    int64_t rid;
+    sg_rtype have;
+    int found;
+    sg_status st = lookup(c, tid, id, &rid, &have, NULL, &found, err);
+    if (st != SG_OK) return st;
+    if (!found || have != type) return not_found(type, id, err);
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if ((st = exec_rid(c, order[i], rid, err)) != SG_OK) return st;
+    return SG_OK;
+}
+
+static sg_status st_remove(sg_conn *c, const char *tenant, sg_rtype type, const char *id,
+                           sg_error *err)
+{
+    int64_t tid;
+    int implicit;
+    sg_status st;
+    if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no id given");
+    if ((st = tid_of(c, tenant, &tid, err)) != SG_OK) return st;
+    if ((st = wbegin(c, &implicit, err)) != SG_OK) return st;
+    return wend(c, implicit, remove_body(c, tid, type, id, err), err);
+}
+
+/* Hand one row (id, version, created, modified, body) to the caller. */
+static sg_status emit_row(sqlite3_stmt *s, sg_rtype type, sg_row_fn fn, void *ud)
+{
+    sg_resource r = {
+        .type = type,
+        .id = col_text(s, 0),
+        .version = sqlite3_column_int64(s, 1),
+        .created = col_text(s, 2),
+        .modified = col_text(s, 3),
+        .json = col_text(s, 4),
+        .json_len = (size_t)sqlite3_column_bytes(s, 4),
+    };
+    return fn(ud, &r);
+}
+
+static sg_status st_get(sg_conn *c, const char *tenant, sg_rtype type, const char *id, sg_row_fn fn,
+                        void *ud, sg_error *err)
+{
+    int64_t tid;
+    sg_status st;
+    if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no id given");
+    if ((st = tid_of(c, tenant, &tid, err)) != SG_OK) return st;
+    sqlite3_stmt *s;
+    if ((st = use(c, ST_RES_GET, &s, err)) != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    bind_text(s, 2, id);
+    sqlite3_bind_int(s, 3, type);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        st = fn ? emit_row(s, type, fn, ud) : SG_OK;
+    else if (rc == SQLITE_DONE)
+        st = not_found(type, id, err);
+    else
+        st = fail(c, rc, err);
+    done(c, ST_RES_GET, s);
+    return st;
+}
+
+/* ---- filter compilation ---------------------------------------------------------------- */
+
+/*
+** The filter AST becomes a WHERE clause over `resources r`. Parameters ?1 and
+** ?2 are always the tenant's tid and the resource type; the compiler numbers
+** the rest from ?3 in the order it emits them, so the same filter shape gives
+** the same SQL text (and hits the statement cache) whatever the literals.
+**
+** Each node compiles to one of:
+**   - exact SQL: true exactly for the rows matching the node;
+**   - necessary SQL: true for every matching row, maybe for others too
+**     (the core filters the rest: the node becomes the residual);
+**   - nothing (as if "true").
+**
+** Planning. SQLite cannot turn a correlated EXISTS into an index-driven
+** semi-join, and without statistics it prefers scanning the (tid, rtype)
+** index over rowid IN-lists. So each node is emitted in one of two forms:
+**   - drive: `r.rid IN (SELECT rid FROM resource_keys WHERE tid, rtype,
+**     attr, folded)` and similar, which the planner runs as index look-ups
+**     that feed rowids;
+**   - check: a correlated EXISTS doing a point look-up per candidate row.
+** In an AND the most selective drivable conjunct is emitted in drive form
+** and the others in check form; an OR is drivable when all its branches
+** are. When the whole WHERE is drivable the outer tenant/type terms are
+** written `+r.tid` / `+r.rtype`, which takes them out of index selection, so
+** the planner must start from the driver instead of scanning the tenant.
+*/
+
+struct param {
+    const char *s; /* text, or NULL when `own` holds it */
+    int len;
+    char own[SG_TIME_MAX]; /* a normalised timestamp */
+};
+
+struct qb {
+    const sg_host *h;
+    sg_buf sql;
+    struct param *p;
+    size_t np, cap;
+    int nomem;
+};
+
+enum leaf {
+    LF_NONE,
+    LF_KEY_EQ,
+    LF_KEY_PR,
+    LF_ID_EQ,
+    LF_ID_NE,
+    LF_TIME,
+    LF_MEMBER_EQ,
+    LF_MEMBER_PR,
+};
+
+static void put(struct qb *q, const char *s)
+{
+    if (!q->nomem && q->h->buf_append(&q->sql, s, strlen(s)) != SG_OK) q->nomem = 1;
+}
+
+/* Emit a `?N` placeholder bound to s[0..len). */
+static struct param *param(struct qb *q, const char *s, size_t len)
+{
+    if (q->nomem) return NULL;
+    if (len > INT_MAX) {
+        q->nomem = 1; /* cannot bind; treated like an allocation failure */
+        return NULL;
+    }
+    if (q->np == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 16;
+        struct param *p = q->h->realloc(q->p, cap * sizeof *p);
+        if (!p) {
+            q->nomem = 1;
+            return NULL;
+        }
+        q->p = p;
+        q->cap = cap;
+    }
+    struct param *p = &q->p[q->np++];
+    p->s = s;
+    p->len = (int)len;
+    char ph[24];
+    snprintf(ph, sizeof ph, "?%zu", q->np + 2);
+    put(q, ph);
+    return p;
+}
+
+static void param_str(struct qb *q, const char *s)
+{
+    param(q, s, strlen(s));
+}
+
+struct mark {
+    size_t len, np;
+};
+
+static struct mark mark(const struct qb *q)
+{
+    return (struct mark){q->sql.len, q->np};
+}
+
+static void restore(struct qb *q, struct mark m)
+{
+    if (q->sql.data && m.len <= q->sql.len) {
+        q->sql.len = m.len;
+        q->sql.data[m.len] = '\0';
+    }
+    q->np = m.np;
+}
+
+static int is_leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
+static int64_t days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/*
+** Rewrite an RFC 3339 literal in the stored form "YYYY-MM-DDTHH:MM:SS.mmmZ"
+** (UTC), whose text order is time order. 0 when that cannot be done without
+** changing the comparison's meaning (sub-millisecond digits, leap second,
+** no zone, out of range): the node then stays with the core.
+*/
+static int norm_time(const sg_host *h, const char *s, size_t n, char out[SG_TIME_MAX])
+{
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, mo, d, hh, mi, ss, frac = 0, off = 0;
+    if (n < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
+        !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2, &hh) ||
+        s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &ss))
+        return 0;
+    size_t i = 19;
+    if (s[i] == '.') {
+        size_t nd = 0;
+        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, nd++) {
+            if (nd < 3)
+                frac = frac * 10 + (s[i] - '0');
+            else if (s[i] != '0')
+                return 0;
+        }
+        if (nd == 0) return 0;
+        for (; nd < 3; nd++) frac *= 10;
+    }
+    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i + 6 == n && (s[i] == '+' || s[i] == '-')) {
+        int oh, om;
+        if (!digits(s + i + 1, 2, &oh) || s[i + 3] != ':' || !digits(s + i + 4, 2, &om) ||
+            oh > 23 || om > 59)
+            return 0;
+        off = (oh * 60 + om) * (s[i] == '-' ? -1 : 1);
+        i += 6;
+    } else {
+        return 0;
+    }
+    if (i != n || mo < 1 || mo > 12 || d < 1 || hh > 23 || mi > 59 || ss > 59) return 0;
+    if (d > mdays[mo - 1] + (mo == 2 && is_leap(y))) return 0;
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss - off * 60;
+    if (secs < 0 || secs > 253402300799LL) return 0; /* 1970 .. 9999 */
+    h->format_time(secs * 1000 + frac, out);
+    return 1;
+}
+
+static int is_path(const sg_filter *f, const char *path)
+{
+    return f->attr.path && !strcmp(f->attr.path, path);
+}
+
+static int str_literal(const sg_filter *f)
+{
+    return f->vtype == SG_VT_STRING && f->str;
+}
+
+/* What a comparison or PR node compiles to, if anything. */
+static enum leaf leaf_kind(const struct qb *q, const sg_filter *f, char tbuf[SG_TIME_MAX])
+{
+    uint32_t fl = f->attr.flags;
+    if (!f->attr.path) return LF_NONE;
+    if (fl & SG_ATTR_MEMBERS) {
+        if (!f->attr.sub || strcmp(f->attr.sub, "value")) return LF_NONE;
+        if (f->op == SG_FOP_EQ && str_literal(f)) return LF_MEMBER_EQ;
+        if (f->op == SG_FOP_PR) return LF_MEMBER_PR;
+        return LF_NONE;
+    }
+    if (fl & SG_ATTR_META) {
+        if (is_path(f, "id") && str_literal(f)) {
+            if (f->op == SG_FOP_EQ) return LF_ID_EQ;
+            if (f->op == SG_FOP_NE) return LF_ID_NE;
+            return LF_NONE;
+        }
+        if ((is_path(f, "meta.created") || is_path(f, "meta.lastModified")) && str_literal(f) &&
+            (f->op == SG_FOP_EQ || (f->op >= SG_FOP_GT && f->op <= SG_FOP_LE)) &&
+            norm_time(q->h, f->str, f->len, tbuf))
+            return LF_TIME;
+        return LF_NONE;
+    }
+    if (fl & SG_ATTR_INDEXED) {
+        if (f->op == SG_FOP_PR) return LF_KEY_PR;
+        /* Keys of other types have no agreed text form to compare with. */
+        if (f->op == SG_FOP_EQ && str_literal(f) &&
+            (f->attr.type == SG_AT_STRING || f->attr.type == SG_AT_REFERENCE ||
+             f->attr.type == SG_AT_BINARY))
+            return LF_KEY_EQ;
+    }
+    return LF_NONE;
+}
+
+/*
+** How well a node can drive the query: 0 not at all, higher is more
+** selective. Consistent with comp(): a node with rank > 0 compiled in drive
+** mode always yields a drivable expression.
+*/
+static int rank(const struct qb *q, const sg_filter *f, int vp)
+{
+    char tbuf[SG_TIME_MAX];
+    int a, b;
+    if (!f) return 0;
+    switch (f->op) {
+    case SG_FOP_AND:
+        a = rank(q, f->a, vp);
+        b = rank(q, f->b, vp);
+        return a > b ? a : b;
+    case SG_FOP_OR:
+        a = rank(q, f->a, vp);
+        b = rank(q, f->b, vp);
+        return a < b ? a : b;
+    case SG_FOP_NOT:
+        return 0;
+    case SG_FOP_VALUEPATH:
+        if (vp) return 0;
+        a = rank(q, f->a, 1);
+        b = rank(q, f->b, 0);
+        return a > b ? a : b;
+    default:
+        switch (leaf_kind(q, f, tbuf)) {
+        case LF_ID_EQ:
+            return 6;
+        case LF_KEY_EQ:
+        case LF_MEMBER_EQ:
+            return 5;
+        case LF_TIME:
+            return f->op == SG_FOP_EQ ? 5 : 2;
+        case LF_KEY_PR:
+            return 1;
+        default:
+            return 0;
+        }
+    }
+}
+
+static const char *time_column(const sg_filter *f)
+{
+    return is_path(f, "meta.created") ? "r.created" : "r.modified";
+}
+
+static const char *cmp_op(sg_fop op)
+{
+    switch (op) {
+    case SG_FOP_GT:
+        return " > ";
+    case SG_FOP_GE:
+        return " >= ";
+    case SG_FOP_LT:
+        return " < ";
+    case SG_FOP_LE:
+        return " <= ";
+    default:
+        return " = ";
+    }
+}
+
+/* Emit a comparison or PR node. Returns 1 when something was emitted (leaves
+ * are always exact). */
+static int comp_leaf(struct qb *q, const sg_filter *f, int drive)
+{
+    char tbuf[SG_TIME_MAX];
+    struct param *p;
+    switch (leaf_kind(q, f, tbuf)) {
+    case LF_KEY_EQ:
+        if (drive) {
+            put(q, "r.rid IN (SELECT k.rid FROM resource_keys k WHERE k.tid = ?1"
+                   " AND k.rtype = ?2 AND k.attr = ");
+            param_str(q, f->attr.path);
+            put(q, " AND k.folded = ");
+            param(q, f->str, f->len);
+            put(q, ")");
+        } else {
+            put(q, "EXISTS (SELECT 1 FROM resource_keys k WHERE k.tid = ?1 AND k.rtype = ?2"
+                   " AND k.attr = ");
+            param_str(q, f->attr.path);
+            put(q, " AND k.folded = ");
+            param(q, f->str, f->len);
+            put(q, " AND k.rid = r.rid)");
+        }
+        return 1;
+    case LF_KEY_PR:
+        /* An empty string is not "present" (RFC 7644 §3.4.2.2). */
+        if (drive) {
+            put(q, "r.rid IN (SELECT k.rid FROM resource_keys k WHERE k.tid = ?1"
+                   " AND k.rtype = ?2 AND k.attr = ");
+            param_str(q, f->attr.path);
+            put(q, " AND k.folded <> '')");
+        } else {
+            put(q, "EXISTS (SELECT 1 FROM resource_keys k WHERE k.rid = r.rid AND k.attr = ");
+            param_str(q, f->attr.path);
+            put(q, " AND k.folded <> '')");
+        }
+        return 1;
+    case LF_ID_EQ:
+        put(q, drive ? "(r.tid = ?1 AND r.id = " : "(r.id = ");
+        param(q, f->str, f->len);
+        put(q, ")");
+        return 1;
+    case LF_ID_NE:
+        put(q, "(r.id <> ");
+        param(q, f->str, f->len);
+        put(q, ")");
+        return 1;
+    case LF_TIME:
+        put(q, drive ? "(r.tid = ?1 AND r.rtype = ?2 AND " : "(");
+        put(q, time_column(f));
+        put(q, cmp_op(f->op));
+        p = param(q, NULL, 0);
+        if (p) {
+            memcpy(p->own, tbuf, sizeof p->own);
+            p->len = (int)strlen(p->own);
+        }
+        put(q, ")");
+        return 1;
+    case LF_MEMBER_EQ:
+        put(q, drive ? "r.rid IN (SELECT m.group_rid FROM members m WHERE m.member_rid = "
+                     : "EXISTS (SELECT 1 FROM members m WHERE m.group_rid = r.rid"
+                       " AND m.member_rid = ");
+        put(q, "(SELECT u.rid FROM resources u WHERE u.tid = ?1 AND u.id = ");
+        param(q, f->str, f->len);
+        put(q, "))");
+        return 1;
+    case LF_MEMBER_PR:
+        put(q, "EXISTS (SELECT 1 FROM members m WHERE m.group_rid = r.rid)");
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int comp(struct qb *q, const sg_filter *f, int drive, int vp, int *exact);
+
+/*
+** AND of a and b (also the two halves of a value path): the more selective
+** side drives. *ea / *eb tell whether each side compiled exactly.
+*/
+static int comp_and(struct qb *q, const sg_filter *a, int avp, const sg_filter *b, int bvp,
+                    int drive, int *ea, int *eb)
+{
+    int ra = drive ? rank(q, a, avp) : 0, rb = drive ? rank(q, b, bvp) : 0;
+    int da = ra > 0 && ra >= rb, db = rb > 0 && !da;
+    struct mark m = mark(q);
+    *ea = *eb = 0;
+    put(q, "(");
+    int na = a ? comp(q, a, da, avp, ea) : 0;
+    struct mark mb = mark(q);
+    if (na) put(q, " AND ");
+    int nb = b ? comp(q, b, db, bvp, eb) : 0;
+    if (!nb) restore(q, mb);
+    if (!na && !nb) {
+        restore(q, m);
+        return 0;
+    }
+    put(q, ")");
+    return 1;
+}
+
+static int comp(struct qb *q, const sg_filter *f, int drive, int vp, int *exact)
+{
+    int ea, eb;
+    struct mark m;
+    *exact = 0;
+    if (!f) return 0;
+    switch (f->op) {
+    case SG_FOP_AND:
+        if (!comp_and(q, f->a, vp, f->b, vp, drive, &ea, &eb)) return 0;
+        /* Inside a value path both sides must hold for the same element,
+         * which separate key look-ups cannot tell. */
+        *exact = ea && eb && !vp;
+        return 1;
+    case SG_FOP_OR: {
+        int d = drive && rank(q, f, vp) > 0;
+        m = mark(q);
+        put(q, "(");
+        if (!comp(q, f->a, d, vp, &ea)) break;
+        put(q, " OR ");
+        if (!comp(q, f->b, d, vp, &eb)) break;
+        put(q, ")");
+        /* "some element matches x or y" is "some matches x or some
+         * matches y", so OR stays exact inside a value path. */
+        *exact = ea && eb;
+        return 1;
+    }
+    case SG_FOP_NOT:
+        if (vp) return 0;
+        m = mark(q);
+        put(q, "NOT ");
+        if (!comp(q, f->a, 0, 0, &ea) || !ea) break;
+        *exact = 1;
+        return 1;
+    case SG_FOP_VALUEPATH:
+        if (vp) return 0;
+        /* attr[a] alone is exact when `a` is: a key per element value makes
+         * "some element has value x" the same as "has key x". */
+        if (!comp_and(q, f->a, 1, f->b, 0, drive, &ea, &eb)) return 0;
+        *exact = !f->b && ea;
+        return 1;
+    default:
+        *exact = comp_leaf(q, f, drive);
+        return *exact;
+    }
+    restore(q, m);
+    return 0;
+}
+
+/*
+** Compile the query's filter into q->sql; returns the residual node: NULL, a
+** child of a top-level AND (the only one not compiled exactly), or the root.
+*/
+static const sg_filter *compile_filter(struct qb *q, const sg_filter *f, int *emitted)
+{
+    int ea, eb, exact;
+    *emitted = 0;
+    if (!f) return NULL;
+    if (f->op == SG_FOP_AND) {
+        *emitted = comp_and(q, f->a, 0, f->b, 0, 1, &ea, &eb);
+        if (ea && eb) return NULL;
+        if (ea) return f->b;
+        if (eb) return f->a;
+        return f;
+    }
+    *emitted = comp(q, f, 1, 0, &exact);
+    return exact ? NULL : f;
+}
+
+/* ---- search ------------------------------------------------------------------------------ */
+
+/* A statement for dynamic SQL from the per-connection LRU cache. *owned is
+ * set when the caller must finalize it (the cached one was busy). */
+static int fcache_get(sg_conn *c, const char *sql, size_t len, sqlite3_stmt **out, int *owned)
+{
+    uint64_t h = fnv1a(sql, len);
+    struct fentry *victim = NULL;
+    *owned = 0;
+    for (int i = 0; i < FCACHE_SIZE; i++) {
+        struct fentry *e = &c->fcache[i];
+        if (e->st && e->hash == h && e->len == len && !memcmp(e->sql, sql, len)) {
+            if (sqlite3_stmt_busy(e->st)) { /* re-entered: use a private copy */
+                victim = NULL;
+                break;
+            }
+            e->used = ++c->fclock;
+            *out = e->st;
+            return SQLITE_OK;
+        }
+        if (e->st && sqlite3_stmt_busy(e->st)) continue;
+        /* Prefer an empty slot, else the least recently used one. */
+        if (!victim || (victim->st && (!e->st || e->used < victim->used))) victim = e;
+    }
+    int rc =
+        sqlite3_prepare_v3(c->db, sql, (int)len, victim ? SQLITE_PREPARE_PERSISTENT : 0, out, NULL);
+    if (rc != SQLITE_OK) return rc;
+    /* The text holds placeholders only, never a value: safe to log. */
+    c->host->log(SG_LOG_DEBUG, PLUGIN, "prepared: %s", sql);
+    char *copy = victim ? c->host->alloc(len + 1) : NULL;
+    if (!copy) {
+        *owned = 1;
+        return SQLITE_OK;
+    }
+    memcpy(copy, sql, len + 1);
+    sqlite3_finalize(victim->st);
+    c->host->free(victim->sql);
+    *victim = (struct fentry){.sql = copy, .len = len, .hash = h, .used = ++c->fclock, .st = *out};
+    return SQLITE_OK;
+}
+
+static void fcache_put(sqlite3_stmt *s, int owned)
+{
+    if (!s) return;
+    if (owned) {
+        sqlite3_finalize(s);
+    } else {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    }
+}
+
+static void bind_params(sqlite3_stmt *s, int64_t tid, sg_rtype type, const struct qb *q)
+{
+    sqlite3_bind_int64(s, 1, tid);
+    sqlite3_bind_int(s, 2, type);
+    for (size_t i = 0; i < q->np; i++) {
+        const struct param *p = &q->p[i];
+        sqlite3_bind_text(s, (int)i + 3, p->s ? p->s : p->own, p->len, SQLITE_STATIC);
+    }
+}
+
+/* Can rows be ordered by this attribute in SQL? */
+static int sortable(const sg_attr_ref *a)
+{
+    if (!a || !a->path) return 0;
+    if (a->flags & SG_ATTR_META)
+        return !strcmp(a->path, "id") || !strcmp(a->path, "meta.created") ||
+               !strcmp(a->path, "meta.lastModified");
+    /* Keys hold folded text: that order is right only for strings. */
+    return (a->flags & SG_ATTR_INDEXED) && !(a->flags & (SG_ATTR_MULTI | SG_ATTR_MEMBERS)) &&
+           (a->type == SG_AT_STRING || a->type == SG_AT_REFERENCE);
+}
+
+struct search {
+    sg_conn *c;
+    const sg_query *q;
+    int64_t tid;
+    struct qb where; /* the WHERE clause and its parameters */
+    const sg_filter *residual;
+    int sort_ok;
+};
+
+/* Build "SELECT ... FROM resources r WHERE ..." (count or rows). */
+static sg_status build_sql(struct search *s, int count, int paged, sg_buf *sql)
+{
+    const sg_host *h = s->c->host;
+    const sg_query *q = s->q;
+    const struct qb *w = &s->where;
+    char ph[64];
+    size_t next = w->np + 3;
+    sg_status st = SG_OK;
+#define ADD(str) (st == SG_OK ? (st = h->buf_append(sql, (str), strlen(str))) : st)
+    ADD(count ? "SELECT count(*) FROM resources r WHERE "
+              : "SELECT r.id, r.version, r.created, r.modified, r.body FROM resources r WHERE ");
+    ADD(w->sql.data ? w->sql.data : "");
+    if (!count) {
+        const sg_attr_ref *a = q->sort;
+        const char *dir = q->sort_descending ? " DESC" : "";
+        ADD(" ORDER BY ");
+        if (s->sort_ok && (a->flags & SG_ATTR_META)) {
+            ADD(!strcmp(a->path, "id")             ? "r.id"
+                : !strcmp(a->path, "meta.created") ? "r.created"
+                                                   : "r.modified");
+            ADD(dir);
+            ADD(", ");
+        } else if (s->sort_ok) {
+            /* Resources without the attribute go last when ascending and
+             * first when descending (RFC 7644 §3.4.2.3). */
+            snprintf(ph, sizeof ph, "?%zu", next++);
+            ADD("(SELECT k.folded FROM resource_keys k WHERE k.rid = r.rid AND k.attr = ");
+            ADD(ph);
+            ADD(" LIMIT 1)");
+            ADD(q->sort_descending ? " DESC NULLS FIRST, " : " NULLS LAST, ");
+        }
+        ADD("r.rid");
+        if (paged) {
+            snprintf(ph, sizeof ph, " LIMIT ?%zu OFFSET ?%zu", next, next + 1);
+            ADD(ph);
+        }
+    }
+#undef ADD
+    return st;
+}
+
+static sg_status run_count(struct search *s, int64_t *total, sg_error *err)
+{
+    sg_conn *c = s->c;
+    sg_buf sql = {0};
+    sg_status st = build_sql(s, 1, 0, &sql);
+    if (st != SG_OK) return oom(err);
+    sqlite3_stmt *q;
+    int owned;
+    int rc = fcache_get(c, sql.data, sql.len, &q, &owned);
+    c->host->free(sql.data);
+    if (rc != SQLITE_OK) return fail(c, rc, err);
+    bind_params(q, s->tid, s->q->type, &s->where);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) *total = sqlite3_column_int64(q, 0);
+    fcache_put(q, owned);
+    return rc == SQLITE_ROW ? SG_OK : fail(c, rc, err);
+}
+
+static sg_status run_rows(struct search *s, int paged, sg_row_fn fn, void *ud, sg_error *err)
+{
+    sg_conn *c = s->c;
+    const sg_query *qq = s->q;
+    sg_buf sql = {0};
+    sg_status st = build_sql(s, 0, paged, &sql);
+    if (st != SG_OK) return oom(err);
+    sqlite3_stmt *q;
+    int owned;
+    int rc = fcache_get(c, sql.data, sql.len, &q, &owned);
+    c->host->free(sql.data);
+    if (rc != SQLITE_OK) return fail(c, rc, err);
+    bind_params(q, s->tid, qq->type, &s->where);
+    int next = (int)s->where.np + 3;
+    if (s->sort_ok && !(qq->sort->flags & SG_ATTR_META))
+        sqlite3_bind_text(q, next++, qq->sort->path, -1, SQLITE_STATIC);
+    if (paged) {
+        sqlite3_bind_int64(q, next, qq->count > 0 ? qq->count : -1);
+        sqlite3_bind_int64(q, next + 1, qq->start_index > 1 ? qq->start_index - 1 : 0);
+    }
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        st = emit_row(q, qq->type, fn, ud);
+        if (st != SG_OK) break;
+    }
+    if (st == SG_OK && rc != SQLITE_DONE) st = fail(c, rc, err);
+    fcache_put(q, owned);
+    return st;
+}
+
+static sg_status st_search(sg_conn *c, const char *tenant, const sg_query *q, sg_row_fn fn,
+                           void *ud, sg_search_out *out, sg_error *err)
+{
+    sg_search_out dummy;
+    if (!out) out = &dummy;
+    *out = (sg_search_out){.residual = NULL, .total = -1, .sorted = 0};
+    if (!q || !valid_rtype(q->type))
+        return sg_error_set(err, SG_EINVALID, NULL, "bad query: resource type");
+    struct search s = {.c = c, .q = q, .where = {.h = c->host}};
+    sg_status st = tid_of(c, tenant, &s.tid, err);
+    if (st != SG_OK) return st;
+
+    /* The unary + keeps the planner from starting at the tenant's whole
+     * (tid, rtype) range when the filter can drive (see above). */
+    int emitted, drivable = q->filter && rank(&s.where, q->filter, 0) > 0;
+    put(&s.where, drivable ? "+r.tid = ?1 AND +r.rtype = ?2" : "r.tid = ?1 AND r.rtype = ?2");
+    struct mark m = mark(&s.where);
+    put(&s.where, " AND ");
+    s.residual = compile_filter(&s.where, q->filter, &emitted);
+    if (!emitted) restore(&s.where, m);
+    if (s.where.nomem) {
+        st = oom(err);
+        goto out;
+    }
+    s.sort_ok = sortable(q->sort);
+    out->residual = s.residual;
+    out->sorted = q->sort ? s.sort_ok : 1;
+
+    /* Count and rows from one snapshot, so total agrees with the page. A
+     * residual or a sort we cannot follow leaves paging to the core. */
+    int exact = !s.residual;
+    int paged = exact && (!q->sort || s.sort_ok);
+    int need_count = exact, need_rows = !paged || q->count != 0;
+    if (need_rows && !fn) {
+        st = sg_error_set(err, SG_EINVALID, NULL, "bad query: no row callback");
+        goto out;
+    }
+    int implicit = need_count && need_rows && sqlite3_get_autocommit(c->db);
+    if (implicit && (st = exec1(c, ST_BEGIN, err)) != SG_OK) goto out;
+    if (need_count) st = run_count(&s, &out->total, err);
+    if (st == SG_OK && need_rows) st = run_rows(&s, paged, fn, ud, err);
+    if (implicit && !sqlite3_get_autocommit(c->db)) exec1(c, ST_COMMIT, NULL);
+out:
+    c->host->free(s.where.sql.data);
+    c->host->free(s.where.p);
+    return st;
+}
+
+/* ---- memberships ------------------------------------------------------------------------ */
+
+static sg_status group_rid(sg_conn *c, int64_t tid, const char *id, int64_t *rid, sg_error *err)
+{
+    sg_rtype type;
+    int found;
+    if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no group id given");
+    sg_status st = lookup(c, tid, id, rid, &type, NULL, &found, err);
+    if (st != SG_OK) return st;
+    if (!found || type != SG_RT_GROUP) return not_found(SG_RT_GROUP, id, err);
+    return SG_OK;
+}
+
+static sg_status add_body(sg_conn *c, int64_t tid, const char *group_id, const sg_member *m,
+                          size_t n, sg_error *err)
+{
+    int64_t grid;
+    sg_status st = group_rid(c, tid, group_id, &grid, err);
+    if (st != SG_OK) return st;
+    for (size_t i = 0; i < n; i++) {
+        int64_t mrid;
+        int found;
+        if (!m[i].value)
+            return sg_error_set(err, SG_EINVALID, "invalidValue", "member without a value");
+        if ((st = lookup(c, tid, m[i].value, &mrid, NULL, NULL, &found, err)) != SG_OK) return st;
+        if (!found)
+            return sg_error_set(err, SG_EINVALID, "invalidValue",
+                                "member \"%.128s\" does not exist", m[i].value);
+        sqlite3_stmt *s;
+        if ((st = use(c, ST_MEM_INS, &s, err)) != SG_OK) return st;
+        sqlite3_bind_int64(s, 1, grid);
+        sqlite3_bind_int64(s, 2, mrid);
+        bind_text(s, 3, m[i].display);
+        int rc = sqlite3_step(s);
+        done(c, ST_MEM_INS, s);
+        if (rc != SQLITE_DONE) return fail(c, rc, err);
+    }
+    return SG_OK;
+}
+
+static sg_status st_members_add(sg_conn *c, const char *tenant, const char *group_id,
+                                const sg_member *m, size_t n, sg_error *err)
+{
+    int64_t tid;
+    int implicit;
+    sg_status st;
+    if ((st = tid_of(c, tenant, &tid, err)) != SG_OK) return st;
+    if ((st = wbegin(c, &implicit, err)) != SG_OK) return st;
+    return wend(c, implicit, add_body(c, tid, group_id, m, n, err), err);
+}
+
+static sg_status remove_members_body(sg_conn *c, int64_t tid, const char *group_id,
+                                     const char *const *ids, size_t n, sg_error *err)
+{
+    int64_t grid;
+    sg_status st = group_rid(c, tid, group_id, &grid, err);
+    if (st != SG_OK) return st;
+    for (size_t i = 0; i < n; i++) {
+        if (!ids[i]) continue;
+        sqlite3_stmt *s;
+        if ((st = use(c, ST_MEM_DEL_ONE, &s, err)) != SG_OK) return st;
+        sqlite3_bind_int64(s, 1, grid);
+        sqlite3_bind_int64(s, 2, tid);
+        bind_text(s, 3, ids[i]);
+        int rc = sqlite3_step(s);
+        done(c, ST_MEM_DEL_ONE, s);
+        if (rc != SQLITE_DONE) return fail(c, rc, err);
+    }
+    return SG_OK;
+}
+
+static sg_status st_members_remove(sg_conn *c, const char *tenant, const char *group_id,
+                                   const char *const *ids, size_t n, sg_error *err)
+{
+    int64_t tid;
+    int implicit;
+    sg_status st;
+    if ((st = tid_of(c, tenant, &tid, err)) != SG_OK) return st;
+    if ((st = wbegin(c, &implicit, err)) != SG_OK) return st;
+    return wend(c, implicit, remove_members_body(c, tid, group_id, ids, n, err), err);
+}
+
+static sg_status st_members_clear(sg_conn *c, const char *tenant, const char *group_id,
+                                  sg_error *err)
+{
+    int64_t tid, grid;
+    sg_status st;
+    if ((st = tid_of(c, tenant, &tid, err)) != SG_OK) return st;
+    if ((st = group_rid(c, tid, group_id, &grid, err)) != SG_OK) return st;
+    return exec_rid(c, ST_MEM_DEL_GROUP, grid, err);
+}
+
+static sg_status st_members_list(sg_conn *c, const char *tenant, const char *group_id,
+                                 sg_member_fn fn, void *ud, sg_error *err)
+{
+    int64_t tid, grid;
+    sg_status st;
+    if (!fn) return sg_error_set(err, SG_EINVALID, NULL, "no callback");
+    if ((st = tid_of(c, tenant, &tid, err)) != SG_OK) return st;
+    if ((st = group_rid(c, tid, group_id, &grid, err)) != SG_OK) return st;
+    sqlite3_stmt *s;
+    if ((st = use(c, ST_MEM_LIST, &s, err)) != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, grid);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sg_member m = {
+            .value = col_text(s, 0),
+            .display = (const char *)sqlite3_column_text(s, 1),
+            .type = (sg_rtype)sqlite3_column_int(s, 2),
+        };
+        if ((st = fn(ud, &m)) != SG_OK) break;
+    }
+    if (st == SG_OK && rc != SQLITE_DONE) st = fail(c, rc, err);
+    done(c, ST_MEM_LIST, s);
+    return st;
+}
+
+static sg_status st_resolve(sg_conn *c, const char *tenant, const char *const *ids, size_t n,
+                            sg_rtype *types, sg_error *err)
+{
+    int64_t tid;
+    sg_status st;
+    if ((st = tid_of(c, tenant, &tid, err)) != SG_OK) return st;
+    for (size_t i = 0; i < n; i++) {
+        sg_rtype t = 0;
+        int found = 0;
+        if (ids[i] && (st = lookup(c, tid, ids[i], NULL, &t, NULL, &found, err)) != SG_OK)
+            return st;
+        types[i] = found ? t : 0;
+    }
+    return SG_OK;
+}
+
+/* ---- registration --------------------------------------------------------------------- */
+
+static const sg_storage_vtab vtab = {
+    .abi_major = SG_ABI_MAJOR,
+    .abi_minor = SG_ABI_MINOR,
+    .size = sizeof(sg_storage_vtab),
+    .name = "sqlite",
+    .open = st_open,
+    .close = st_close,
+    .connect = st_connect,
+    .disconnect = st_disconnect,
+    .begin = st_begin,
+    .commit = st_commit,
+    .rollback = st_rollback,
+    .tenant_create = st_tenant_create,
+    .tenant_get = st_tenant_get,
+    .tenant_list = st_tenant_list,
+    .tenant_set_disabled = st_tenant_set_disabled,
+    .token_create = st_token_create,
+    .token_info = st_token_info,
+    .token_list = st_token_list,
+    .token_update = st_token_update,
+    .token_touch = st_token_touch,
+    .create = st_create,
+    .get = st_get,
+    .replace = st_replace,
+    .remove = st_remove,
+    .search = st_search,
+    .members_add = st_members_add,
+    .members_remove = st_members_remove,
+    .members_clear = st_members_clear,
+    .members_list = st_members_list,
+    .resolve = st_resolve,
+};
+
+SG_PLUGIN_EXPORT sg_status sg_plugin_init(const sg_host *host, sg_plugin_reg *out)
+{
+    if (!host || !out) return SG_EINVALID;
+    out->abi_major = SG_ABI_MAJOR;
+    out->abi_minor = SG_ABI_MINOR;
+    out->size = sizeof *out;
+    out->kind = SG_PLUGIN_STORAGE;
+    out->name = "sqlite";
+    out->vtab = &vtab;
+    if (host->abi_major != SG_ABI_MAJOR || !SG_HAS_MEMBER(host, sg_host, format_time))
+        return SG_EVERSION;
+    /* The plugin is the process's SQLite user. Memory statistics take a
+     * global mutex on every allocation, which serialises worker threads;
+     * turn them off. This only works before SQLite initialises, and is
+     * refused harmlessly after. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    if (!sqlite3_threadsafe()) {
+        host->log(SG_LOG_ERROR, PLUGIN, "libsqlite3 was built without thread support");
+        return SG_EINTERNAL;
+    }
+    return SG_OK;
+}

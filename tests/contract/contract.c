@@ -1,0 +1,1421 @@
+/*
+** Storage contract suite: what every storage plugin must do, checked through
+** the vtable only (storage.h is the contract). Run it against a plugin with
+**
+**     SG_CONTRACT_PLUGIN=build/plugins/sg_storage_sqlite.so build/tests/contract_tests
+**
+** and, for plugins that need them, options in SG_CONTRACT_OPTS ("k=v;k=v").
+** The harness (harness.c) gives each test a fresh store and unique names.
+** A few checks are marked IS_SQLITE: they pin down choices the contract
+** leaves to the plugin (e.g. that a given node compiles instead of being
+** returned as residual), not the contract itself.
+*/
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* ---- callbacks shared by several tests ---------------------------------------------- */
+
+typedef struct tenants_seen {
+    int n, stop_after;
+    char id[64][128];
+    char name[64][128];
+    char created[64][40];
+    int disabled[64];
+} tenants_seen;
+
+static int tenant_fn(void *ud, const sg_tenant *t)
+{
+    tenants_seen *s = ud;
+    if (s->n < 64) {
+        snprintf(s->id[s->n], sizeof s->id[0], "%s", t->id);
+        snprintf(s->name[s->n], sizeof s->name[0], "%s", t->name);
+        snprintf(s->created[s->n], sizeof s->created[0], "%s", t->created ? t->created : "");
+        s->disabled[s->n] = t->disabled;
+        s->n++;
+    }
+    return s->stop_after && s->n >= s->stop_after;
+}
+
+static int tenant_index(const tenants_seen *s, const char *id)
+{
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->id[i], id)) return i;
+    return -1;
+}
+
+typedef struct members_seen {
+    int n, stop_after;
+    char value[64][128];
+    char display[64][64];
+    sg_rtype type[64];
+} members_seen;
+
+static sg_status member_fn(void *ud, const sg_member *m)
+{
+    members_seen *s = ud;
+    if (s->n < 64) {
+        snprintf(s->value[s->n], sizeof s->value[0], "%s", m->value);
+        snprintf(s->display[s->n], sizeof s->display[0], "%s", m->display ? m->display : "(null)");
+        s->type[s->n] = m->type;
+        s->n++;
+    }
+    return s->stop_after && s->n >= s->stop_after ? SG_ETOOMANY : SG_OK;
+}
+
+/* ---- plugin registration and open -------------------------------------------------- */
+
+CT(plugin, registers_a_complete_storage_vtable)
+{
+    cr_assert_eq(REG.abi_major, SG_ABI_MAJOR);
+    cr_assert(REG.name && *REG.name);
+    cr_assert_eq(V->abi_major, SG_ABI_MAJOR);
+    cr_assert(V->size >= sizeof(sg_storage_vtab), "vtable smaller than ABI %d.%d", SG_ABI_MAJOR,
+              SG_ABI_MINOR);
+    cr_assert(V->name && !strcmp(V->name, REG.name), "vtab name differs from the registration");
+    /* Every method of ABI 1.0 is present. */
+    void (*const *m)(void) = (void (*const *)(void)) & V->open;
+    void (*const *end)(void) = (void (*const *)(void))((const char *)V + sizeof(sg_storage_vtab));
+    for (int i = 0; m < end; m++, i++) cr_assert(*m, "method %d of the vtable is NULL", i);
+}
+
+CT(plugin, refuses_another_host_major)
+{
+    sg_host h = H;
+    sg_plugin_reg reg = {0};
+    h.abi_major = SG_ABI_MAJOR + 1;
+    cr_assert_eq(INIT(&h, &reg), SG_EVERSION);
+}
+
+CT(open, unknown_option_is_invalid_and_named)
+{
+    opts o;
+    opts_load(&o, "no_such_option_xyz", "1");
+    sg_storage *st = NULL;
+    sg_error_clear(&E);
+    sg_status s = V->open(&H, DATA_DIR, o.kv, o.n, &st, &E);
+    opts_free(&o);
+    cr_assert_eq(s, SG_EINVALID, "status %d", (int)s);
+    cr_assert(strstr(E.detail, "no_such_option_xyz"), "detail does not name it: %s", E.detail);
+    cr_assert_null(st);
+}
+
+CT(open, reopen_keeps_data_and_migrations_are_idempotent)
+{
+    const char *t = mk_tenant("a");
+    const char *u = mk_user(t, "u1", "alice", 1);
+    for (int i = 0; i < 3; i++) store_reopen();
+    rows r;
+    rows_reset(&r);
+    OK(V->get(C, t, SG_RT_USER, u, rows_fn, &r, &E));
+    cr_assert_eq(r.n, 1);
+    char want[256];
+    snprintf(want, sizeof want, "{\"id\":\"%s\",\"n\":1}", u);
+    cr_assert_str_eq(r.json[0], want);
+    tenants_seen s = {0};
+    OK(V->tenant_list(C, tenant_fn, &s, &E));
+    int seen = 0;
+    for (int i = 0; i < s.n; i++) seen += !strcmp(s.id[i], t);
+    cr_assert_eq(seen, 1, "tenant listed %d times after reopening", seen);
+    res x;
+    res_user(&x, "u2", "alice", 2);
+    ST(SG_ECONFLICT, V->create(C, t, &x.r, &E)); /* the unique key survived too */
+}
+
+/* Several processes open the same fresh store at once (CLI and server). */
+CT(open, concurrent_first_open_from_several_processes)
+{
+    enum { N = 4 };
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/shared", DATA_DIR);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    store_close(); /* never fork with a live connection */
+    int go[2];
+    cr_assert_eq(pipe(go), 0);
+    pid_t pids[N];
+    for (int i = 0; i < N; i++) {
+        pids[i] = fork();
+        cr_assert(pids[i] >= 0);
+        if (pids[i] == 0) {
+            char b;
+            close(go[1]);
+            if (read(go[0], &b, 1) != 1) _exit(2);
+            opts o;
+            opts_load(&o, NULL, NULL);
+            sg_storage *st;
+            sg_conn *c;
+            sg_error e;
+            if (V->open(&H, dir, o.kv, o.n, &st, &e) != SG_OK) {
+                fprintf(stderr, "child open: %s\n", e.detail);
+                _exit(3);
+            }
+            if (V->connect(st, &c, &e) != SG_OK) _exit(4);
+            char id[64], name[80];
+            snprintf(id, sizeof id, "%s", nm("child"));
+            snprintf(id + strlen(id), sizeof id - strlen(id), "%d", i);
+            snprintf(name, sizeof name, "n-%s", id);
+            sg_tenant t = {.id = id, .name = name, .created = "2024-01-01T00:00:00.000Z"};
+            if (V->tenant_create(c, &t, &e) != SG_OK) {
+                fprintf(stderr, "child tenant_create: %s\n", e.detail);
+                _exit(5);
+            }
+            V->disconnect(c);
+            V->close(st);
+            opts_free(&o);
+            _exit(0);
+        }
+    }
+    close(go[0]);
+    char bytes[N] = {0};
+    cr_assert_eq(write(go[1], bytes, N), N);
+    close(go[1]);
+    for (int i = 0; i < N; i++) {
+        int status;
+        cr_assert_eq(waitpid(pids[i], &status, 0), pids[i]);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed: %d", i, status);
+    }
+    /* Open it once more and see every child's tenant. */
+    opts o;
+    opts_load(&o, NULL, NULL);
+    OK(V->open(&H, dir, o.kv, o.n, &S, &E));
+    opts_free(&o);
+    OK(V->connect(S, &C, &E));
+    for (int i = 0; i < N; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "%s%d", nm("child"), i);
+        OK(V->tenant_get(C, id, NULL, NULL, &E));
+    }
+}
+
+/* Acknowledged writes survive kill -9 of the process. */
+CT(open, committed_write_survives_kill_9)
+{
+    const char *t = mk_tenant("a");
+    const char *uid = nm("u1");
+    store_close();
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        opts o;
+        opts_load(&o, NULL, NULL);
+        sg_storage *st;
+        sg_conn *c;
+        sg_error e;
+        if (V->open(&H, DATA_DIR, o.kv, o.n, &st, &e) != SG_OK) _exit(3);
+        if (V->connect(st, &c, &e) != SG_OK) _exit(4);
+        res x;
+        res_user(&x, "u1", "alice", 1);
+        if (V->begin(c, SG_TXN_WRITE, &e) != SG_OK || V->create(c, t, &x.r, &e) != SG_OK ||
+            V->commit(c, &e) != SG_OK)
+            _exit(5);
+        res_user(&x, "u2", "bob", 2);
+        if (V->begin(c, SG_TXN_WRITE, &e) != SG_OK || V->create(c, t, &x.r, &e) != SG_OK) _exit(6);
+        raise(SIGKILL); /* u2 was never committed */
+        _exit(7);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    store_reopen();
+    OK(V->get(C, t, SG_RT_USER, uid, NULL, NULL, &E));
+    ST(SG_ENOTFOUND, V->get(C, t, SG_RT_USER, nm("u2"), NULL, NULL, &E));
+}
+
+/* ---- tenants ------------------------------------------------------------------------ */
+
+CT(tenant, create_then_get_by_id_and_by_name)
+{
+    sg_tenant t = {.id = nm("t1"), .name = nm("Acme"), .created = "2024-05-06T07:08:09.010Z"};
+    OK(V->tenant_create(C, &t, &E));
+    tenants_seen s = {0};
+    OK(V->tenant_get(C, t.id, tenant_fn, &s, &E));
+    cr_assert_eq(s.n, 1);
+    cr_assert_str_eq(s.id[0], t.id);
+    cr_assert_str_eq(s.name[0], t.name);
+    cr_assert_str_eq(s.created[0], t.created);
+    cr_assert_eq(s.disabled[0], 0);
+    memset(&s, 0, sizeof s);
+    OK(V->tenant_get(C, t.name, tenant_fn, &s, &E));
+    cr_assert_eq(s.n, 1);
+    cr_assert_str_eq(s.id[0], t.id);
+    ST(SG_ENOTFOUND, V->tenant_get(C, nm("nobody"), tenant_fn, &s, &E));
+}
+
+CT(tenant, duplicate_name_or_id_conflicts)
+{
+    sg_tenant t = {.id = nm("t1"), .name = nm("Acme")};
+    OK(V->tenant_create(C, &t, &E));
+    sg_tenant same_name = {.id = nm("t2"), .name = t.name};
+    ST(SG_ECONFLICT, V->tenant_create(C, &same_name, &E));
+    sg_tenant same_id = {.id = t.id, .name = nm("Other")};
+    ST(SG_ECONFLICT, V->tenant_create(C, &same_id, &E));
+    ST(SG_ENOTFOUND, V->tenant_get(C, nm("t2"), NULL, NULL, &E));
+}
+
+CT(tenant, list_in_creation_order_and_callback_stops)
+{
+    const char *a = mk_tenant("a"), *b = mk_tenant("b"), *c = mk_tenant("c");
+    tenants_seen s = {0};
+    OK(V->tenant_list(C, tenant_fn, &s, &E));
+    int ia = tenant_index(&s, a), ib = tenant_index(&s, b), ic = tenant_index(&s, c);
+    cr_assert(ia >= 0 && ib > ia && ic > ib, "order %d %d %d", ia, ib, ic);
+    tenants_seen stop = {.stop_after = 1};
+    OK(V->tenant_list(C, tenant_fn, &stop, &E));
+    cr_assert_eq(stop.n, 1, "the callback asked to stop after one tenant");
+}
+
+CT(tenant, disable_and_enable)
+{
+    const char *t = mk_tenant("a");
+    OK(V->tenant_set_disabled(C, t, 1, &E));
+    tenants_seen s = {0};
+    OK(V->tenant_get(C, t, tenant_fn, &s, &E));
+    cr_assert_eq(s.disabled[0], 1);
+    OK(V->tenant_set_disabled(C, t, 0, &E));
+    memset(&s, 0, sizeof s);
+    OK(V->tenant_get(C, t, tenant_fn, &s, &E));
+    cr_assert_eq(s.disabled[0], 0);
+    ST(SG_ENOTFOUND, V->tenant_set_disabled(C, nm("nobody"), 1, &E));
+}
+
+/* ---- tokens ------------------------------------------------------------------------- */
+
+static unsigned char HASH1[SG_HASH_LEN] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                           12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                           23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+
+typedef struct tokens_seen {
+    int n;
+    char id[16][128];
+    int64_t created[16], expires[16], revoked[16], used[16];
+    char addr[16][64];
+    int hash_ok[16];
+} tokens_seen;
+
+static int token_fn(void *ud, const sg_token *t)
+{
+    tokens_seen *s = ud;
+    if (s->n < 16) {
+        int i = s->n++;
+        snprintf(s->id[i], sizeof s->id[i], "%s", t->id);
+        s->created[i] = t->created_ms;
+        s->expires[i] = t->expires_ms;
+        s->revoked[i] = t->revoked_ms;
+        s->used[i] = t->last_used_ms;
+        snprintf(s->addr[i], sizeof s->addr[i], "%s", t->last_addr ? t->last_addr : "(null)");
+        s->hash_ok[i] = t->hash && !memcmp(t->hash, HASH1, SG_HASH_LEN);
+    }
+    return 0;
+}
+
+static void mk_token(const char *tenant, const char *id, int64_t created, int64_t expires)
+{
+    sg_token t = {
+        .id = id, .tenant = tenant, .hash = HASH1, .created_ms = created, .expires_ms = expires};
+    OK(V->token_create(C, &t, &E));
+}
+
+CT(token, create_and_info)
+{
+    const char *t = mk_tenant("a");
+    mk_token(t, nm("k1"), 1000, 5000);
+    sg_token_info info;
+    memset(&info, 0x55, sizeof info);
+    OK(V->token_info(C, nm("k1"), &info, &E));
+    cr_assert_str_eq(info.tenant, t);
+    cr_assert_eq(memcmp(info.hash, HASH1, SG_HASH_LEN), 0);
+    cr_assert_eq(info.expires_ms, 5000);
+    cr_assert_eq(info.revoked, 0);
+    cr_assert_eq(info.tenant_disabled, 0);
+    ST(SG_ENOTFOUND, V->token_info(C, nm("nope"), &info, &E));
+    OK(V->tenant_set_disabled(C, t, 1, &E));
+    OK(V->token_info(C, nm("k1"), &info, &E));
+    cr_assert_eq(info.tenant_disabled, 1);
+}
+
+CT(token, duplicate_id_conflicts_and_unknown_tenant_misses)
+{
+    const char *t = mk_tenant("a");
+    mk_token(t, nm("k1"), 1000, 0);
+    sg_token dup = {.id = nm("k1"), .tenant = t, .hash = HASH1, .created_ms = 2000};
+    ST(SG_ECONFLICT, V->token_create(C, &dup, &E));
+    sg_token orphan = {.id = nm("k2"), .tenant = nm("nobody"), .hash = HASH1, .created_ms = 1};
+    ST(SG_ENOTFOUND, V->token_create(C, &orphan, &E));
+}
+
+CT(token, list_oldest_first_and_per_tenant)
+{
+    const char *t = mk_tenant("a"), *other = mk_tenant("b");
+    mk_token(t, nm("k-new"), 3000, 0);
+    mk_token(t, nm("k-old"), 1000, 0);
+    mk_token(other, nm("k-other"), 500, 0);
+    mk_token(t, nm("k-mid"), 2000, 0);
+    tokens_seen s = {0};
+    OK(V->token_list(C, t, token_fn, &s, &E));
+    cr_assert_eq(s.n, 3);
+    cr_assert_str_eq(s.id[0], nm("k-old"));
+    cr_assert_str_eq(s.id[1], nm("k-mid"));
+    cr_assert_str_eq(s.id[2], nm("k-new"));
+    cr_assert(s.hash_ok[0] && s.hash_ok[1] && s.hash_ok[2], "hash not handed back");
+    cr_assert_eq(s.created[0], 1000);
+    cr_assert_eq(s.used[0], 0);
+    cr_assert_str_eq(s.addr[0], "(null)", "never used: last_addr must be NULL");
+}
+
+CT(token, update_changes_only_non_negative_fields)
+{
+    const char *t = mk_tenant("a"), *other = mk_tenant("b");
+    mk_token(t, nm("k1"), 1000, 9000);
+    sg_token_info info;
+    OK(V->token_update(C, t, nm("k1"), -1, 7777, &E)); /* revoke, keep expiry */
+    OK(V->token_info(C, nm("k1"), &info, &E));
+    cr_assert_eq(info.expires_ms, 9000);
+    cr_assert_eq(info.revoked, 1);
+    OK(V->token_update(C, t, nm("k1"), 4242, -1, &E)); /* new expiry, keep revocation */
+    OK(V->token_info(C, nm("k1"), &info, &E));
+    cr_assert_eq(info.expires_ms, 4242);
+    cr_assert_eq(info.revoked, 1);
+    tokens_seen s = {0};
+    OK(V->token_list(C, t, token_fn, &s, &E));
+    cr_assert_eq(s.revoked[0], 7777);
+    OK(V->token_update(C, t, nm("k1"), -1, 0, &E)); /* un-revoke */
+    OK(V->token_info(C, nm("k1"), &info, &E));
+    cr_assert_eq(info.revoked, 0);
+    ST(SG_ENOTFOUND, V->token_update(C, t, nm("nope"), 1, 1, &E));
+    ST(SG_ENOTFOUND, V->token_update(C, other, nm("k1"), 1, 1, &E)); /* another tenant's */
+    OK(V->token_info(C, nm("k1"), &info, &E));
+    cr_assert_eq(info.expires_ms, 4242, "another tenant changed the token");
+}
+
+CT(token, touch_records_last_use)
+{
+    const char *t = mk_tenant("a");
+    mk_token(t, nm("k1"), 1000, 0);
+    OK(V->token_touch(C, nm("k1"), 123456, "192.0.2.7", &E));
+    tokens_seen s = {0};
+    OK(V->token_list(C, t, token_fn, &s, &E));
+    cr_assert_eq(s.used[0], 123456);
+    cr_assert_str_eq(s.addr[0], "192.0.2.7");
+    ST(SG_ENOTFOUND, V->token_touch(C, nm("nope"), 1, "x", &E));
+}
+
+/* ---- resources ------------------------------------------------------------------------ */
+
+CT(resource, create_then_get_returns_the_row)
+{
+    const char *t = mk_tenant("a");
+    res x;
+    res_user(&x, "u1", "Alice", 5);
+    x.r.version = 3;
+    ts(9, x.modified);
+    OK(V->create(C, t, &x.r, &E));
+    rows r;
+    rows_reset(&r);
+    OK(V->get(C, t, SG_RT_USER, x.id, rows_fn, &r, &E));
+    cr_assert_eq(r.n, 1);
+    cr_assert_str_eq(r.id[0], x.id);
+    cr_assert_eq(r.type[0], SG_RT_USER);
+    cr_assert_eq(r.version[0], 3);
+    cr_assert_str_eq(r.json[0], x.json);
+    cr_assert_str_eq(r.created[0], x.created);
+    cr_assert_str_eq(r.modified[0], x.modified);
+    ST(SG_ENOTFOUND, V->get(C, t, SG_RT_GROUP, x.id, rows_fn, &r, &E)); /* wrong type */
+    ST(SG_ENOTFOUND, V->get(C, t, SG_RT_USER, nm("nope"), rows_fn, &r, &E));
+    ST(SG_ENOTFOUND, V->get(C, nm("no-tenant"), SG_RT_USER, x.id, rows_fn, &r, &E));
+}
+
+CT(resource, duplicate_id_conflicts)
+{
+    const char *t = mk_tenant("a");
+    mk_user(t, "u1", "alice", 1);
+    res x;
+    res_user(&x, "u1", "bob", 2);
+    ST(SG_ECONFLICT, V->create(C, t, &x.r, &E));
+    res g;
+    res_group(&g, "u1", "g", 3); /* ids are unique across types in a tenant */
+    ST(SG_ECONFLICT, V->create(C, t, &g.r, &E));
+}
+
+static sg_status get_status_fn(void *ud, const sg_resource *r)
+{
+    (*(int *)ud)++;
+    return SG_ETOOMANY;
+}
+
+CT(resource, get_returns_the_callback_status)
+{
+    const char *t = mk_tenant("a");
+    const char *u = mk_user(t, "u1", "alice", 1);
+    int calls = 0;
+    ST(SG_ETOOMANY, V->get(C, t, SG_RT_USER, u, get_status_fn, &calls, &E));
+    cr_assert_eq(calls, 1);
+}
+
+static int64_t count_by(const char *t, sg_rtype type, const sg_filter *f)
+{
+    rows r;
+    sg_search_out out;
+    sg_query q = q_of(type, f);
+    OK(search(t, &q, &r, &out));
+    if (!out.residual)
+        cr_assert_eq(out.total, r.n, "total %lld, rows %d", (long long)out.total, r.n);
+    return r.n;
+}
+
+CT(resource, replace_checks_the_version_and_replaces_keys)
+{
+    const char *t = mk_tenant("a");
+    res x;
+    res_user(&x, "u1", "alice", 1);
+    OK(V->create(C, t, &x.r, &E));
+
+    res y;
+    res_user(&y, "u1", "alicia", 1);
+    snprintf(y.json, sizeof y.json, "{\"changed\":true}");
+    y.r.json_len = strlen(y.json);
+    y.r.version = 2;
+    ts(50, y.modified);
+    ts(40, y.created); /* created is not replaced */
+    sg_error_clear(&E);
+    sg_status s = V->replace(C, t, &y.r, 7, &E);
+    cr_assert_eq(s, SG_EPRECOND, "status %d", (int)s);
+    cr_assert_null(E.scim_type);
+    rows r;
+    rows_reset(&r);
+    OK(V->get(C, t, SG_RT_USER, x.id, rows_fn, &r, &E));
+    cr_assert_str_eq(r.json[0], x.json, "a failed replace changed the body");
+
+    OK(V->replace(C, t, &y.r, 1, &E));
+    rows_reset(&r);
+    OK(V->get(C, t, SG_RT_USER, x.id, rows_fn, &r, &E));
+    cr_assert_str_eq(r.json[0], "{\"changed\":true}");
+    cr_assert_eq(r.version[0], 2);
+    cr_assert_str_eq(r.modified[0], y.modified);
+    cr_assert_str_eq(r.created[0], x.created);
+    cr_assert_eq(count_by(t, SG_RT_USER, f_eq(&A_USERNAME, "alice")), 0, "old key still there");
+    cr_assert_eq(count_by(t, SG_RT_USER, f_eq(&A_USERNAME, "alicia")), 1);
+    /* The old unique value is free again. */
+    mk_user(t, "u2", "alice", 2);
+}
+
+CT(resource, replace_absent_or_wrong_type_is_not_found)
+{
+    const char *t = mk_tenant("a");
+    res x;
+    res_user(&x, "u1", "alice", 1);
+    ST(SG_ENOTFOUND, V->replace(C, t, &x.r, 1, &E));
+    mk_group(t, "g1", "G", 2);
+    res g;
+    res_user(&g, "g1", "x", 3); /* a user body for a group id */
+    ST(SG_ENOTFOUND, V->replace(C, t, &g.r, 1, &E));
+}
+
+CT(resource, remove_then_get_and_remove_again_miss)
+{
+    const char *t = mk_tenant("a");
+    const char *u = mk_user(t, "u1", "alice", 1);
+    ST(SG_ENOTFOUND, V->remove(C, t, SG_RT_GROUP, u, &E)); /* wrong type */
+    OK(V->remove(C, t, SG_RT_USER, u, &E));
+    ST(SG_ENOTFOUND, V->get(C, t, SG_RT_USER, u, NULL, NULL, &E));
+    ST(SG_ENOTFOUND, V->remove(C, t, SG_RT_USER, u, &E));
+    cr_assert_eq(count_by(t, SG_RT_USER, NULL), 0);
+    cr_assert_eq(count_by(t, SG_RT_USER, f_eq(&A_USERNAME, "alice")), 0, "keys left behind");
+    mk_user(t, "u1", "alice", 2); /* id and userName are free again */
+}
+
+/* ---- uniqueness ------------------------------------------------------------------------ */
+
+CT(unique, clash_on_create_names_the_attribute_and_writes_nothing)
+{
+    const char *t = mk_tenant("a");
+    mk_user(t, "u1", "Alice", 1);
+    res x;
+    res_user(&x, "u2", "ALICE", 2); /* same folded value */
+    res_key(&x, "emails.value", "second@example.com", 0, 0);
+    sg_error_clear(&E);
+    sg_status s = V->create(C, t, &x.r, &E);
+    cr_assert_eq(s, SG_ECONFLICT);
+    cr_assert(E.scim_type && !strcmp(E.scim_type, "uniqueness"), "scim_type %s",
+              E.scim_type ? E.scim_type : "NULL");
+    cr_assert(strstr(E.detail, "userName"), "detail: %s", E.detail);
+    cr_assert(strstr(E.detail, "ALICE") || strstr(E.detail, "alice"), "detail: %s", E.detail);
+    cr_assert_null(strstr(E.detail, "SELECT"), "SQL in the detail: %s", E.detail);
+    ST(SG_ENOTFOUND, V->get(C, t, SG_RT_USER, x.id, NULL, NULL, &E));
+    cr_assert_eq(count_by(t, SG_RT_USER, f_eq(&A_EMAILS_VALUE, "second@example.com")), 0);
+}
+
+CT(unique, clash_on_replace_but_own_value_is_kept)
+{
+    const char *t = mk_tenant("a");
+    mk_user(t, "u1", "alice", 1);
+    res b;
+    res_user(&b, "u2", "bob", 2);
+    OK(V->create(C, t, &b.r, &E));
+    res b2;
+    res_user(&b2, "u2", "Alice", 2);
+    b2.r.version = 2;
+    sg_error_clear(&E);
+    ST(SG_ECONFLICT, V->replace(C, t, &b2.r, 1, &E));
+    cr_assert(E.scim_type && !strcmp(E.scim_type, "uniqueness"));
+    cr_assert_eq(count_by(t, SG_RT_USER, f_eq(&A_USERNAME, "bob")), 1, "keys lost on conflict");
+    res b3;
+    res_user(&b3, "u2", "BOB", 2); /* its own value, re-cased */
+    b3.r.version = 2;
+    OK(V->replace(C, t, &b3.r, 1, &E));
+}
+
+CT(unique, scope_is_tenant_and_type)
+{
+    const char *a = mk_tenant("a"), *b = mk_tenant("b");
+    res x;
+    res_user(&x, "u1", "alice", 1);
+    res_key(&x, "externalId", "EXT-1", 1, 1);
+    OK(V->create(C, a, &x.r, &E));
+    res y; /* same values in another tenant */
+    res_user(&y, "u1b", "alice", 1);
+    res_key(&y, "externalId", "EXT-1", 1, 1);
+    OK(V->create(C, b, &y.r, &E));
+    res g; /* same attribute and value, other type */
+    res_group(&g, "g1", "alice", 2);
+    res_key(&g, "externalId", "EXT-1", 1, 1);
+    OK(V->create(C, a, &g.r, &E));
+    res z; /* case-exact: a different value */
+    res_user(&z, "u2", "zed", 3);
+    res_key(&z, "externalId", "ext-1", 1, 1);
+    OK(V->create(C, a, &z.r, &E));
+    res w; /* non-unique keys may repeat */
+    res_user(&w, "u3", "w", 4);
+    res_key(&w, "emails.value", "shared@example.com", 0, 0);
+    OK(V->create(C, a, &w.r, &E));
+    res v;
+    res_user(&v, "u4", "v", 5);
+    res_key(&v, "emails.value", "SHARED@example.com", 0, 0);
+    OK(V->create(C, a, &v.r, &E));
+}
+
+/* ---- tenant isolation ------------------------------------------------------------------ */
+
+CT(isolation, another_tenants_ids_miss)
+{
+    const char *a = mk_tenant("a"), *b = mk_tenant("b");
+    const char *u = mk_user(a, "u1", "alice", 1);
+    const char *g = mk_group(a, "g1", "Admins", 2);
+    sg_member m = {.value = u};
+    OK(V->members_add(C, a, g, &m, 1, &E));
+    mk_user(b, "ub", "bob", 3);
+    const char *gb = mk_group(b, "gb", "B-Admins", 4);
+
+    ST(SG_ENOTFOUND, V->get(C, b, SG_RT_USER, u, NULL, NULL, &E));
+    res x;
+    res_user(&x, "u1", "mallory", 1);
+    ST(SG_ENOTFOUND, V->replace(C, b, &x.r, 1, &E));
+    ST(SG_ENOTFOUND, V->remove(C, b, SG_RT_USER, u, &E));
+    cr_assert_eq(count_by(b, SG_RT_USER, f_eq(&A_ID, u)), 0);
+    cr_assert_eq(count_by(b, SG_RT_USER, f_eq(&A_USERNAME, "alice")), 0);
+    cr_assert_eq(count_by(b, SG_RT_GROUP, f_eq(&A_MEMBERS, u)), 0);
+    cr_assert_eq(count_by(b, SG_RT_USER, NULL), 1);
+
+    ST(SG_ENOTFOUND, V->members_add(C, b, g, &m, 1, &E));
+    ST(SG_EINVALID, V->members_add(C, b, gb, &m, 1, &E)); /* A's user into B's group */
+    const char *ids[] = {u};
+    ST(SG_ENOTFOUND, V->members_remove(C, b, g, ids, 1, &E));
+    ST(SG_ENOTFOUND, V->members_clear(C, b, g, &E));
+    ST(SG_ENOTFOUND, V->members_list(C, b, g, member_fn, &(members_seen){0}, &E));
+    sg_rtype types[1] = {99};
+    OK(V->resolve(C, b, ids, 1, types, &E));
+    cr_assert_eq(types[0], 0);
+
+    /* A's data is untouched. */
+    rows r;
+    rows_reset(&r);
+    OK(V->get(C, a, SG_RT_USER, u, rows_fn, &r, &E));
+    cr_assert_eq(r.version[0], 1);
+    cr_assert_eq(count_by(a, SG_RT_GROUP, f_eq(&A_MEMBERS, u)), 1);
+}
+
+/* ---- search --------------------------------------------------------------------------------- */
+
+/* Five users: u1..u5, userName "User1".."User5", created at second i,
+ * emails "u<i>@example.com" plus "shared@example.com" for u2 and u4,
+ * externalId "EXT<i>" for the odd ones. */
+static const char *U[6];
+
+static void five_users(const char *t)
+{
+    for (int i = 1; i <= 5; i++) {
+        char base[8], un[16], mail[32], ext[16];
+        snprintf(base, sizeof base, "u%d", i);
+        snprintf(un, sizeof un, "User%d", i);
+        snprintf(mail, sizeof mail, "u%d@Example.com", i);
+        snprintf(ext, sizeof ext, "EXT%d", i);
+        res x;
+        res_user(&x, base, un, i);
+        res_key(&x, "emails.value", mail, 0, 0);
+        if (i % 2 == 0) res_key(&x, "emails.value", "shared@example.com", 0, 0);
+        if (i % 2 == 1) res_key(&x, "externalId", ext, 0, 1);
+        OK(V->create(C, t, &x.r, &E));
+        U[i] = nm(base);
+    }
+}
+
+/* Check rows against the set the whole filter selects: exact when nothing is
+ * residual, else a superset that includes every match. */
+static void expect_matches(const rows *r, const sg_search_out *out, const char *const *want)
+{
+    if (!out->residual) {
+        rows_expect_set(r, want);
+    } else {
+        for (int i = 0; want[i]; i++) cr_assert(rows_has(r, want[i]), "match %s missing", want[i]);
+    }
+}
+
+#define IDS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define NOIDS    ((const char *const[]){NULL})
+
+CT(search, eq_on_an_indexed_attribute)
+{
+    const char *t = mk_tenant("a");
+    five_users(t);
+    rows r;
+    sg_search_out out;
+    sg_query q = q_of(SG_RT_USER, f_eq(&A_USERNAME, "user3"));
+    OK(search(t, &q, &r, &out));
+    cr_assert_null(out.residual, "userName eq must compile");
+    rows_expect(&r, IDS(U[3]));
+    cr_assert_eq(out.total, 1);
+    q = q_of(SG_RT_USER, f_eq(&A_EMAILS_VALUE, "shared@example.com"));
+    OK(search(t, &q, &r, &out));
+    cr_assert_null(out.residual);
+    rows_expect(&r, IDS(U[2], U[4]));
+    q = q_of(SG_RT_USER, f_eq(&A_EMAILS_VALUE, "u5@example.com"));
+    OK(search(t, &q, &r, &out));
+    rows_expect(&r, IDS(U[5]));
+    q = q_of(SG_RT_USER, f_eq(&A_USERNAME, "nobody"));
+    OK(search(t, &q, &r, &out));
+    cr_assert_eq(r.n, 0);
+    cr_assert_eq(out.total, 0);
+    /* A group is not a user. */
+    q = q_of(SG_RT_GROUP, f_eq(&A_USERNAME, "user3"));
+    OK(search(t, &q, &r, &out));
+    cr_assert_eq(r.n, 0);
+}
+
+CT(search, case_exact_attribute_compares_bytes)
+{
+    const char *t = mk_tenant("a");
+    five_users(t);
+    rows r;
+    sg_search_out out;
+    sg_query q = q_of(SG_RT_USER, f_eq(&A_EXTERNALID, "EXT3"));
+    OK(search(t, &q, &r, &out));
+    cr_assert_null(out.residual);
+    rows_expect(&r, IDS(U[3]));
+    q = q_of(SG_RT_USER, f_eq(&A_EXTERNALID, "ext3"));
+    OK(search(t, &q, &r, &out));
+    cr_assert_eq(r.n, 0);
+}
+
+CT(search, and_or_not)
+{
+    const char *t = mk_tenant("a");
+    five_users(t);
+    rows r;
+    sg_search_out out;
+    sg_query q = q_of(
+        SG_RT_USER, f_and(f_eq(&A_EMAILS_VALUE, "shared@example.com"), f_eq(&A_USERNAME, "user4")));
+    OK(search(t, &q, &r, &out));
+    cr_assert_null(out.residual);
+    rows_expect(&r, IDS(U[4]));
+    cr_assert_eq(out.total, 1);
+
+    q = q_of(SG_RT_USER, f_or(f_eq(&A_USERNAME, "user1"), f_eq(&A_EXTERNALID, "EXT5")));
+    OK(search(t, &q, &r, &out));
+    cr_assert_null(out.residual);
+    rows_expect(&r, IDS(U[1], U[5])); /* creation order */
+    cr_assert_eq(out.total, 2);
+
+    q = q_of(SG_RT_USER, f_not(f_eq(&A_EMAILS_VALUE, "shared@example.com")));
+    OK(search(t, &q, &r, &out));
+    cr_assert_null(out.residual);
+    rows_expect(&r, IDS(U[1], U[3], U[5]));
+    cr_assert_eq(out.total, 3);
+
+    /* (a or b) and not c */
+    q = q_of(SG_RT_USER, f_and(f_or(f_eq(&A_USERNAME, "user2"), f_eq(&A_USERNAME, "user3")),
+                               f_not(f_eq(&A_EXTERNALID, "EXT3"))));
+    OK(search(t, &q, &r, &out));
+    cr_assert_null(out.residual);
+    rows_expect(&r, IDS(U[2]));
+
+    /* and inside or, both sides with two conditions */
+    q = q_of(SG_RT_USER, f_or(f_and(f_eq(&A_USERNAME, "user1"), f_eq(&A_EXTERNALID, "EXT1")),
+                              f_and(f_eq(&A_USERNAME, "user2"), f_eq(&A_EXTERNALID, "EXT2"))));
+    OK(search(t, &q, &r, &out));
+    cr_assert_null(out.residual);
+    rows_expect(&r, IDS(U[1]));
+}
+
+CT(search, id_eq)
+{
+    const char *t = mk_tenant("a");
+    five_users(t);
+    const char *g = mk_group(t, "g1", "G", 10);
+    rows r;
+    sg_search_out out;
+    sg_query q = q_of(SG_RT_USER, f_eq(&A_ID, U[2]));
+    OK(search(t, &q, &r, &out));
+    cr_assert_null(out.residual, "id eq must compile");
+    rows_expect(&r, IDS(U[2]));
+    cr_assert_eq(out.total, 1);
+    q = q_of(SG_RT_USER, f_eq(&A_ID, g));
+    OK(search(t, &q, &r, &out));
+    cr_assert_eq(r.n, 0, "a group id matched a user search");
+    q = q_of(SG_RT_USER, f_or(f_eq(&A_ID, U[1]), f_eq(&A_USERNAME, "user5")));
+    OK(search(t, &q, &r, &out));
+    rows_expect(&r, IDS(U[1], U[5]));
+}
+
+/* Users modified at seconds 10, 20, 30. */
+static void timed_users(const char *t)
+{
+    for (int i = 1; i <= 3; i++) {
+        char base[8];
+        snprintf(base, sizeof base, "u%d", i);
+        res x;
+        res_user(&x, base, base, i);
+        ts(i * 10, x.modified);
+        OK(V->create(C, t, &x.r, &E));
+        U[i] = nm(base);
+    }
+}
+
+CT(search, meta_last_modified_comparisons)
+{
+    const char *t = mk_tenant("a");
+    timed_users(t);
+    char t20[SG_TIME_MAX];
+    ts(20, t20);
+    rows r;
+    sg_search_out out;
+    struct {
+        sg_fop op;
+        const char *lit;
+        const char *const *want;
+    } cases[] = {
+        {SG_FOP_GT, t20, IDS(U[3])},
+        {SG_FOP_GE, t20, IDS(U[2], U[3])},
+        {SG_FOP_LT, t20, IDS(U[1])},
+        {SG_FOP_LE, t20, IDS(U[1], U[2])},
+        {SG_FOP_EQ, t20, IDS(U[2])},
+        /* Same instants written differently. */
+        {SG_FOP_EQ, "2024-01-01T01:00:20+01:00", IDS(U[2])},
+        {SG_FOP_GT, "2024-01-01T00:00:20Z", IDS(U[3])},
+        {SG_FOP_GE, "2024-01-01t00:00:19.5z", IDS(U[2], U[3])},
+        /* Below a millisecond: .0001 after u2's instant. */
+        {SG_FOP_GE, "2024-01-01T00:00:20.0001Z", IDS(U[3])},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sg_query q = q_of(SG_RT_USER, f_cmp(cases[i].op, &A_LASTMOD, cases[i].lit));
+        OK(search(t, &q, &r, &out));
+        expect_matches(&r, &out, cases[i].want);
+        if (IS_SQLITE && i < 8) cr_assert_null(out.residual, "case %zu must compile", i);
+    }
+    sg_query q = q_of(SG_RT_USER, f_cmp(SG_FOP_GT, &A_LASTMOD, t20));
+    OK(search(t, &q, &r, &out));
+    if (!out.residual) cr_assert_eq(out.total, 1);
+}
+
+CT(search, meta_created_comparisons)
+{
+    const char *t = mk_tenant("a");
+    timed_users(t); /* created at seconds 1, 2, 3 */
+    char t2[SG_TIME_MAX];
+    ts(2, t2);
+    rows r;
+    sg_search_out out;
+    sg_query q = q_of(SG_RT_USER, f_cmp(SG_FOP_LE, &A_CREATED, t2));
+    OK(search(t, &q, &r, &out));
+    expect_matches(&r, &out, IDS(U[1], U[2]));
+    if (IS_SQLITE) cr_assert_null(out.residual);
+}
+
+CT(search, members_value_eq_finds_the_groups_of_a_user)
+{
+    const char *t = mk_tenant("a");
+    five_users(t);
+    const char *g1 = mk_group(t, "g1", "One", 10);
+    const char *g2 = mk_group(t, "g2", "Two", 11);
+    const char *g3 = mk_group(t, "g3", "Three", 12);
+    sg_member m1[] = {{.value = U[1]}, {.value = U[2]}};
+    sg_member m2[] = {{.value = U[2]}};
+    OK(V->members_add(C, t, g1, m1, 2, &E));
+    OK(V->members_add(C, t, g3, m2, 1, &E));
+    (void)g2;
+    rows r;
+    sg_search_out out;
+    sg_query q = q_of(SG_RT_GROUP, f_eq(&A_MEMBERS, U[2]));
+    OK(search(t, &q, &r, &out));
+    cr_assert_null(out.residual, "members.value eq must compile");
+    rows_expect(&r, IDS(g1, g3));
+    cr_assert_eq(out.total, 2);
+    q = q_of(SG_RT_GROUP, f_eq(&A_MEMBERS, U[1]));
+    OK(search(t, &q, &r, &out));
+    rows_expect(&r, IDS(g1));
+    q = q_of(SG_RT_GROUP, f_and(f_eq(&A_MEMBERS, U[2]), f_eq(&A_DISPLAYNAME, "three")));
+    OK(search(t, &q, &r, &out));
+    cr_assert_null(out.residual);
+    rows_expect(&r, IDS(g3));
+    q = q_of(SG_RT_GROUP, f_eq(&A_MEMBERS, U[5]));
+    OK(search(t, &q, &r, &out));
+    cr_assert_eq(r.n, 0);
+    /* The value-path spelling members[value eq "x"]. */
+    q = q_of(SG_RT_GROUP,
+             f_vp(&(sg_attr_ref){"urn:ietf:params:scim:schemas:core:2.0:Group", "members", NULL,
+                                 "members", SG_AT_COMPLEX, SG_ATTR_MULTI},
+                  f_eq(&A_MEMBERS, U[1]), NULL));
+    OK(search(t, &q, &r, &out));
+    expect_matches(&r, &out, IDS(g1));
+}
+
+CT(search, paging_and_total)
+{
+    const char *t = mk_tenant("a");
+    const char *u[11];
+    for (int i = 1; i <= 10; i++) {
+        char base[8];
+        snprintf(base, sizeof base, "p%d", i);
+        u[i] = mk_user(t, base, base, i);
+    }
+    rows r;
+    sg_search_out out;
+    sg_query q = q_of(SG_RT_USER, NULL);
+    q.start_index = 3;
+    q.count = 4;
+    OK(search(t, &q, &r, &out));
+    cr_assert_null(out.residual);
+    rows_expect(&r, IDS(u[3], u[4], u[5], u[6]));
+    cr_assert_eq(out.total, 10);
+    q.start_index = 9;
+    OK(search(t, &q, &r, &out));
+    rows_expect(&r, IDS(u[9], u[10]));
+    cr_assert_eq(out.total, 10);
+    q.start_index = 11;
+    OK(search(t, &q, &r, &out));
+    cr_assert_eq(r.n, 0);
+    cr_assert_eq(out.total, 10);
+    /* With a filter: the total counts matches, not the page. */
+    q = q_of(SG_RT_USER, f_not(f_eq(&A_USERNAME, "p1")));
+    q.count = 2;
+    OK(search(t, &q, &r, &out));
+    rows_expect(&r, IDS(u[2], u[3]));
+    cr_assert_eq(out.total, 9);
+}
+
+CT(search, count_zero_gives_only_the_total)
+{
+    const char *t = mk_tenant("a");
+    five_users(t);
+    rows r;
+    sg_search_out out;
+    sg_query q = q_of(SG_RT_USER, f_eq(&A_EMAILS_VALUE, "shared@example.com"));
+    q.count = 0;
+    OK(search(t, &q, &r, &out));
+    cr_assert_null(out.residual);
+    cr_assert_eq(r.calls, 0, "rows were returned with count 0");
+    cr_assert_eq(out.total, 2);
+}
+
+CT(search, uncompilable_filter_returns_the_root_and_every_row)
+{
+    const char *t = mk_tenant("a");
+    five_users(t);
+    mk_group(t, "g1", "G", 9);
+    rows r;
+    sg_search_out out;
+    const sg_filter *co = f_cmp(SG_FOP_CO, &A_USERNAME, "er3");
+    sg_query q = q_of(SG_RT_USER, co);
+    q.start_index = 2; /* ignored when a residual is returned */
+    q.count = 1;
+    OK(search(t, &q, &r, &out));
+    if (out.residual) {
+        cr_assert_eq(out.residual, co);
+        rows_expect(&r, IDS(U[1], U[2], U[3], U[4], U[5]));
+    } else {
+        rows_expect(&r, NOIDS); /* start 2 of one match */
+        cr_assert_eq(out.total, 1);
+    }
+    if (IS_SQLITE) cr_assert_eq(out.residual, co);
+
+    /* A non-indexed attribute. */
+    q = q_of(SG_RT_USER, f_eq(&A_TITLE, "boss"));
+    OK(search(t, &q, &r, &out));
+    if (IS_SQLITE) cr_assert_eq(out.residual, q.filter);
+    if (out.residual) cr_assert_eq(r.n, 5);
+}
+
+CT(search, and_with_one_uncompilable_side_still_applies_the_other)
+{
+    const char *t = mk_tenant("a");
+    five_users(t);
+    rows r;
+    sg_search_out out;
+    const sg_filter *co = f_cmp(SG_FOP_CO, &A_TITLE, "x");
+    const sg_filter *root = f_and(f_eq(&A_EMAILS_VALUE, "shared@example.com"), co);
+    sg_query q = q_of(SG_RT_USER, root);
+    OK(search(t, &q, &r, &out));
+    /* Nobody has a title, so nothing matches the whole filter; when only the
+     * CO child is left over, rows must satisfy the other, compiled, child. */
+    if (!out.residual) cr_assert_eq(r.n, 0);
+    if (out.residual == co) rows_expect_set(&r, IDS(U[2], U[4]));
+    if (IS_SQLITE) {
+        cr_assert_eq(out.residual, co, "the email side compiles, only CO is left");
+        rows_expect(&r, IDS(U[2], U[4]));
+    }
+}
+
+CT(search, value_path_filters_are_at_least_narrowed)
+{
+    const char *t = mk_tenant("a");
+    five_users(t);
+    rows r;
+    sg_search_out out;
+    /* emails[type eq "work"].value eq "u3@example.com" */
+    const sg_filter *vp =
+        f_vp(&A_EMAILS, f_eq(&A_EMAILS_TYPE, "work"), f_eq(&A_EMAILS_VALUE, "u3@example.com"));
+    sg_query q = q_of(SG_RT_USER, vp);
+    OK(search(t, &q, &r, &out));
+    expect_matches(&r, &out, NOIDS); /* no email has a type in these bodies' keys */
+    if (IS_SQLITE) {
+        /* Residual (types are not keys), narrowed by the necessary key. */
+        cr_assert_eq(out.residual, vp);
+        rows_expect(&r, IDS(U[3]));
+    }
+    /* emails[value eq "x"] alone is exact. */
+    q = q_of(SG_RT_USER, f_vp(&A_EMAILS, f_eq(&A_EMAILS_VALUE, "shared@example.com"), NULL));
+    OK(search(t, &q, &r, &out));
+    expect_matches(&r, &out, IDS(U[2], U[4]));
+    if (IS_SQLITE) cr_assert_null(out.residual);
+}
+
+CT(search, present)
+{
+    const char *t = mk_tenant("a");
+    five_users(t);
+    res x;
+    res_user(&x, "u6", "user6", 6);
+    res_key(&x, "externalId", "", 0, 1); /* empty is not present */
+    OK(V->create(C, t, &x.r, &E));
+    rows r;
+    sg_search_out out;
+    sg_query q = q_of(SG_RT_USER, f_pr(&A_EXTERNALID));
+    OK(search(t, &q, &r, &out));
+    expect_matches(&r, &out, IDS(U[1], U[3], U[5]));
+    if (IS_SQLITE) cr_assert_null(out.residual);
+    q = q_of(SG_RT_USER, f_not(f_pr(&A_EXTERNALID)));
+    OK(search(t, &q, &r, &out));
+    expect_matches(&r, &out, IDS(U[2], U[4], x.id));
+}
+
+CT(search, sort_by_an_indexed_attribute_and_by_meta)
+{
+    const char *t = mk_tenant("a");
+    const char *c = mk_user(t, "c", "Charlie", 1);
+    const char *a = mk_user(t, "a", "alpha", 2);
+    const char *none = mk_user(t, "n", NULL, 3); /* no userName at all */
+    const char *b = mk_user(t, "b", "BRAVO", 4);
+    rows r;
+    sg_search_out out;
+    sg_query q = q_of(SG_RT_USER, NULL);
+    q.sort = &A_USERNAME;
+    OK(search(t, &q, &r, &out));
+    if (IS_SQLITE) cr_assert(out.sorted);
+    if (out.sorted)
+        rows_expect(&r, IDS(a, b, c, none)); /* missing values last when ascending */
+    else
+        rows_expect(&r, IDS(c, a, none, b));
+    q.sort_descending = 1;
+    OK(search(t, &q, &r, &out));
+    if (out.sorted) rows_expect(&r, IDS(none, c, b, a)); /* and first when descending */
+    /* Page 2 of the sorted list. */
+    q.sort_descending = 0;
+    q.start_index = 2;
+    q.count = 2;
+    OK(search(t, &q, &r, &out));
+    if (out.sorted) rows_expect(&r, IDS(b, c));
+    cr_assert_eq(out.total, 4);
+
+    q = q_of(SG_RT_USER, NULL);
+    q.sort = &A_LASTMOD;
+    q.sort_descending = 1;
+    OK(search(t, &q, &r, &out));
+    if (IS_SQLITE) cr_assert(out.sorted);
+    if (out.sorted) rows_expect(&r, IDS(b, none, a, c));
+    /* A multi-valued attribute cannot be sorted in storage: creation order. */
+    q.sort = &A_EMAILS_VALUE;
+    q.sort_descending = 0;
+    OK(search(t, &q, &r, &out));
+    if (!out.sorted) rows_expect(&r, IDS(c, a, none, b));
+}
+
+CT(search, callback_status_stops_the_iteration)
+{
+    const char *t = mk_tenant("a");
+    five_users(t);
+    rows r;
+    rows_reset(&r);
+    r.stop_after = 2;
+    r.stop_status = SG_ETOOMANY;
+    sg_search_out out;
+    sg_query q = q_of(SG_RT_USER, NULL);
+    sg_error_clear(&E);
+    cr_assert_eq(V->search(C, t, &q, rows_fn, &r, &out, &E), SG_ETOOMANY);
+    cr_assert_eq(r.calls, 2);
+    /* The connection is still usable afterwards. */
+    cr_assert_eq(count_by(t, SG_RT_USER, NULL), 5);
+}
+
+CT(search, unknown_tenant_finds_nothing)
+{
+    mk_tenant("a");
+    rows r;
+    rows_reset(&r);
+    sg_search_out out;
+    sg_query q = q_of(SG_RT_USER, NULL);
+    sg_status s = V->search(C, nm("nobody"), &q, rows_fn, &r, &out, &E);
+    cr_assert(s == SG_ENOTFOUND || (s == SG_OK && r.n == 0), "status %d rows %d", (int)s, r.n);
+}
+
+/* More filter shapes than a plugin is likely to cache: every answer right. */
+CT(search, many_distinct_filter_shapes)
+{
+    const char *t = mk_tenant("a");
+    five_users(t);
+    rows r;
+    sg_search_out out;
+    for (int round = 0; round < 2; round++) {
+        for (int n = 1; n <= 40; n++) {
+            /* userName eq "user1" or ... (n terms), the last one "user<n%5+1>" */
+            const sg_filter *f = f_eq(&A_USERNAME, "nobody");
+            for (int i = 1; i < n; i++) f = f_or(f, f_eq(&A_USERNAME, "nobody"));
+            static const char *const names_[] = {"user1", "user2", "user3", "user4", "user5"};
+            f = f_or(f, f_eq(&A_USERNAME, names_[n % 5]));
+            sg_query q = q_of(SG_RT_USER, f);
+            OK(search(t, &q, &r, &out));
+            expect_matches(&r, &out, IDS(U[n % 5 + 1]));
+            if (!out.residual) cr_assert_eq(out.total, 1);
+            harness_reset_filters();
+        }
+    }
+}
+
+/* SQLite plugin: a row callback may call the plugin again on the same
+ * connection, even with a query of the same shape (the contract does not
+ * promise this; see the README). */
+typedef struct nested {
+    const char *t;
+    int outer, inner_ok;
+} nested;
+
+static sg_status nested_fn(void *ud, const sg_resource *row)
+{
+    nested *n = ud;
+    n->outer++;
+    rows r;
+    rows_reset(&r);
+    sg_error e;
+    sg_search_out out;
+    sg_query q = q_of(SG_RT_USER, NULL);
+    if (V->get(C, n->t, SG_RT_USER, row->id, rows_fn, &r, &e) == SG_OK && r.n == 1 &&
+        V->search(C, n->t, &q, rows_fn, (rows_reset(&r), &r), &out, &e) == SG_OK && r.n == 5)
+        n->inner_ok++;
+    return SG_OK;
+}
+
+CT(search, callbacks_may_reenter_the_plugin)
+{
+    if (!IS_SQLITE) return;
+    const char *t = mk_tenant("a");
+    five_users(t);
+    nested n = {.t = t};
+    sg_search_out out;
+    sg_query q = q_of(SG_RT_USER, NULL);
+    OK(V->search(C, t, &q, nested_fn, &n, &out, &E));
+    cr_assert_eq(n.outer, 5);
+    cr_assert_eq(n.inner_ok, 5);
+}
+
+/* ---- memberships ---------------------------------------------------------------------- */
+
+static void expect_members(const char *t, const char *g, const char *const *ids)
+{
+    members_seen s = {0};
+    OK(V->members_list(C, t, g, member_fn, &s, &E));
+    int n = 0;
+    for (; ids[n]; n++) {
+        cr_assert(n < s.n, "member %d (%s) missing", n, ids[n]);
+        cr_assert_str_eq(s.value[n], ids[n], "member %d", n);
+    }
+    cr_assert_eq(s.n, n, "%d members, want %d", s.n, n);
+}
+
+CT(members, add_list_in_insertion_order_with_types)
+{
+    const char *t = mk_tenant("a");
+    const char *u1 = mk_user(t, "u1", "one", 1), *u2 = mk_user(t, "u2", "two", 2);
+    const char *g = mk_group(t, "g", "G", 3), *inner = mk_group(t, "inner", "I", 4);
+    sg_member m[] = {{.value = u2, .display = "Two"}, {.value = inner}, {.value = u1}};
+    OK(V->members_add(C, t, g, m, 3, &E));
+    members_seen s = {0};
+    OK(V->members_list(C, t, g, member_fn, &s, &E));
+    cr_assert_eq(s.n, 3);
+    cr_assert_str_eq(s.value[0], u2);
+    cr_assert_str_eq(s.display[0], "Two");
+    cr_assert_eq(s.type[0], SG_RT_USER);
+    cr_assert_str_eq(s.value[1], inner);
+    cr_assert_eq(s.type[1], SG_RT_GROUP);
+    cr_assert_str_eq(s.display[1], "(null)");
+    cr_assert_str_eq(s.value[2], u1);
+    members_seen stop = {.stop_after = 1};
+    ST(SG_ETOOMANY, V->members_list(C, t, g, member_fn, &stop, &E));
+    cr_assert_eq(stop.n, 1);
+}
+
+CT(members, add_is_idempotent)
+{
+    const char *t = mk_tenant("a");
+    const char *u1 = mk_user(t, "u1", "one", 1), *u2 = mk_user(t, "u2", "two", 2);
+    const char *g = mk_group(t, "g", "G", 3);
+    sg_member m[] = {{.value = u1}, {.value = u2}};
+    OK(V->members_add(C, t, g, m, 2, &E));
+    sg_member again[] = {{.value = u2}, {.value = u1}, {.value = u2}};
+    OK(V->members_add(C, t, g, again, 3, &E));
+    expect_members(t, g, IDS(u1, u2));
+}
+
+CT(members, remove_including_non_members_and_clear)
+{
+    const char *t = mk_tenant("a");
+    const char *u1 = mk_user(t, "u1", "one", 1), *u2 = mk_user(t, "u2", "two", 2);
+    const char *u3 = mk_user(t, "u3", "three", 3), *g = mk_group(t, "g", "G", 4);
+    const char *g2 = mk_group(t, "g2", "G2", 5);
+    sg_member m[] = {{.value = u1}, {.value = u2}, {.value = u3}};
+    OK(V->members_add(C, t, g, m, 3, &E));
+    OK(V->members_add(C, t, g2, m, 1, &E));
+    const char *rm[] = {u2, nm("nobody"), u2};
+    OK(V->members_remove(C, t, g, rm, 3, &E));
+    expect_members(t, g, IDS(u1, u3));
+    OK(V->members_remove(C, t, g, rm, 1, &E)); /* already gone */
+    OK(V->members_clear(C, t, g, &E));
+    expect_members(t, g, NOIDS);
+    expect_members(t, g2, IDS(u1)); /* other groups untouched */
+    ST(SG_ENOTFOUND, V->members_clear(C, t, nm("nope"), &E));
+    ST(SG_ENOTFOUND, V->members_list(C, t, u1, member_fn, &(members_seen){0}, &E)); /* a user */
+}
+
+CT(members, removing_a_resource_removes_its_memberships)
+{
+    const char *t = mk_tenant("a");
+    const char *u1 = mk_user(t, "u1", "one", 1), *u2 = mk_user(t, "u2", "two", 2);
+    const char *g = mk_group(t, "g", "G", 3), *g2 = mk_group(t, "g2", "G2", 4);
+    sg_member m[] = {{.value = u1}, {.value = u2}, {.value = g2}};
+    OK(V->members_add(C, t, g, m, 3, &E));
+    OK(V->members_add(C, t, g2, m, 2, &E));
+    OK(V->remove(C, t, SG_RT_USER, u1, &E));
+    expect_members(t, g, IDS(u2, g2));
+    expect_members(t, g2, IDS(u2));
+    cr_assert_eq(count_by(t, SG_RT_GROUP, f_eq(&A_MEMBERS, u1)), 0);
+    OK(V->remove(C, t, SG_RT_GROUP, g2, &E)); /* a group that is a member and has members */
+    expect_members(t, g, IDS(u2));
+    cr_assert_eq(count_by(t, SG_RT_GROUP, f_eq(&A_MEMBERS, u2)), 1);
+    /* Re-creating a removed id starts with no memberships. */
+    mk_user(t, "u1", "one", 9);
+    cr_assert_eq(count_by(t, SG_RT_GROUP, f_eq(&A_MEMBERS, u1)), 0);
+}
+
+CT(members, unknown_member_is_invalid_and_nothing_is_written)
+{
+    const char *t = mk_tenant("a");
+    const char *u1 = mk_user(t, "u1", "one", 1);
+    const char *g = mk_group(t, "g", "G", 2);
+    sg_member m[] = {{.value = u1}, {.value = nm("ghost")}};
+    sg_error_clear(&E);
+    ST(SG_EINVALID, V->members_add(C, t, g, m, 2, &E));
+    cr_assert(E.scim_type && !strcmp(E.scim_type, "invalidValue"));
+    cr_assert(strstr(E.detail, nm("ghost")), "detail does not name the id: %s", E.detail);
+    expect_members(t, g, NOIDS);
+    /* Also inside a transaction: the call is atomic on its own (u1 came
+     * first and must not stay), and the transaction goes on. */
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    ST(SG_EINVALID, V->members_add(C, t, g, m, 2, &E));
+    const char *u2 = mk_user(t, "u2", "two", 3);
+    sg_member ok2[] = {{.value = u2}};
+    OK(V->members_add(C, t, g, ok2, 1, &E));
+    OK(V->commit(C, &E));
+    expect_members(t, g, IDS(u2));
+    sg_member none[] = {{.value = u1}};
+    ST(SG_ENOTFOUND, V->members_add(C, t, nm("no-group"), none, 1, &E));
+}
+
+CT(members, resolve_sets_types)
+{
+    const char *t = mk_tenant("a");
+    const char *u = mk_user(t, "u1", "one", 1);
+    const char *g = mk_group(t, "g", "G", 2);
+    const char *ids[] = {g, nm("ghost"), u};
+    sg_rtype types[3] = {77, 77, 77};
+    OK(V->resolve(C, t, ids, 3, types, &E));
+    cr_assert_eq(types[0], SG_RT_GROUP);
+    cr_assert_eq(types[1], 0);
+    cr_assert_eq(types[2], SG_RT_USER);
+}
+
+/* ---- transactions and concurrency ------------------------------------------------------- */
+
+CT(txn, rollback_leaves_nothing_commit_keeps_all)
+{
+    const char *t = mk_tenant("a");
+    V->rollback(C); /* no-op outside a transaction */
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    const char *u = mk_user(t, "u1", "one", 1);
+    const char *g = mk_group(t, "g", "G", 2);
+    sg_member m = {.value = u};
+    OK(V->members_add(C, t, g, &m, 1, &E));
+    sg_tenant t2 = {.id = nm("t2"), .name = nm("T2"), .created = "2024-01-01T00:00:00.000Z"};
+    OK(V->tenant_create(C, &t2, &E));
+    mk_user(t2.id, "u2", "two", 3); /* resolves t2 inside the transaction */
+    V->rollback(C);
+    ST(SG_ENOTFOUND, V->get(C, t, SG_RT_USER, u, NULL, NULL, &E));
+    ST(SG_ENOTFOUND, V->get(C, t, SG_RT_GROUP, g, NULL, NULL, &E));
+    ST(SG_ENOTFOUND, V->tenant_get(C, t2.id, NULL, NULL, &E));
+    /* The rolled-back tenant must not linger in any cache: a tenant created
+     * now may get the same internal key, and t2's id must not reach it. */
+    ST(SG_ENOTFOUND, V->get(C, t2.id, SG_RT_USER, nm("u2"), NULL, NULL, &E));
+    sg_tenant t3 = {.id = nm("t3"), .name = nm("T3"), .created = "2024-01-01T00:00:00.000Z"};
+    OK(V->tenant_create(C, &t3, &E));
+    mk_user(t3.id, "u2", "two", 3);
+    ST(SG_ENOTFOUND, V->get(C, t2.id, SG_RT_USER, nm("u2"), NULL, NULL, &E));
+    rows none;
+    sg_search_out nout;
+    sg_query nq = q_of(SG_RT_USER, NULL);
+    sg_status ns = V->search(C, t2.id, &nq, rows_fn, (rows_reset(&none), &none), &nout, &E);
+    cr_assert(ns == SG_ENOTFOUND || none.n == 0, "rolled-back tenant sees another's users");
+    cr_assert_eq(count_by(t, SG_RT_USER, NULL), 0);
+    mk_user(t, "u1", "one", 1); /* its unique key did not stay behind */
+
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    mk_user(t, "u3", "three", 4);
+    OK(V->commit(C, &E));
+    OK(V->begin(C, SG_TXN_READ, &E));
+    OK(V->get(C, t, SG_RT_USER, nm("u3"), NULL, NULL, &E));
+    OK(V->commit(C, &E));
+}
+
+CT(txn, failed_call_inside_a_transaction_leaves_no_trace)
+{
+    const char *t = mk_tenant("a");
+    mk_user(t, "u1", "taken", 1);
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    mk_user(t, "u2", "fine", 2);
+    res x;
+    res_user(&x, "u3", "other", 3);
+    res_key(&x, "emails.value", "u3@example.com", 0, 0);
+    res_key(&x, "userName", "TAKEN", 1, 0); /* clashes after a good unique key */
+    ST(SG_ECONFLICT, V->create(C, t, &x.r, &E));
+    OK(V->commit(C, &E));
+    OK(V->get(C, t, SG_RT_USER, nm("u2"), NULL, NULL, &E));
+    ST(SG_ENOTFOUND, V->get(C, t, SG_RT_USER, x.id, NULL, NULL, &E));
+    cr_assert_eq(count_by(t, SG_RT_USER, f_eq(&A_EMAILS_VALUE, "u3@example.com")), 0);
+    mk_user(t, "u4", "other", 4); /* the first unique key of the failed create is free */
+}
+
+typedef struct writer {
+    const char *tenant;
+    int which, n, failures;
+    sg_status last;
+    char detail[SG_DETAIL_MAX];
+} writer;
+
+static void *writer_main(void *arg)
+{
+    writer *w = arg;
+    sg_conn *c;
+    sg_error e;
+    if ((w->last = V->connect(S, &c, &e)) != SG_OK) {
+        w->failures = w->n;
+        return NULL;
+    }
+    for (int i = 0; i < w->n; i++) {
+        res x;
+        char base[32], un[32];
+        snprintf(base, sizeof base, "w%d-%d", w->which, i);
+        snprintf(un, sizeof un, "user-%d-%d", w->which, i);
+        res_user(&x, base, un, i);
+        sg_status s;
+        for (int tries = 0; tries < 50; tries++) {
+            s = V->begin(c, SG_TXN_WRITE, &e);
+            if (s == SG_OK) s = V->create(c, w->tenant, &x.r, &e);
+            if (s == SG_OK) s = V->commit(c, &e);
+            if (s != SG_OK) V->rollback(c);
+            if (s != SG_EUNAVAIL) break;
+        }
+        if (s != SG_OK) {
+            w->failures++;
+            w->last = s;
+            snprintf(w->detail, sizeof w->detail, "%s", e.detail);
+        }
+    }
+    V->disconnect(c);
+    return NULL;
+}
+
+CT(txn, two_threads_writing_concurrently_both_land)
+{
+    const char *t = mk_tenant("a");
+    writer w[2] = {{.tenant = t, .which = 0, .n = 150}, {.tenant = t, .which = 1, .n = 150}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) cr_assert_eq(pthread_create(&th[i], NULL, writer_main, &w[i]), 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(w[i].failures, 0, "writer %d: %d failures, last %d (%s)", i, w[i].failures,
+                     (int)w[i].last, w[i].detail);
+    rows r;
+    sg_search_out out;
+    sg_query q = q_of(SG_RT_USER, NULL);
+    q.count = 0;
+    OK(search(t, &q, &r, &out));
+    cr_assert_eq(out.total, 300);
+}
+
+/* SQLite: a write lock held past busy_timeout_ms is SG_EUNAVAIL (retryable). */
+CT(txn, busy_store_is_unavailable)
+{
+    if (!IS_SQLITE) return;
+    opts o;
+    opts_load(&o, "busy_timeout_ms", "50");
+    sg_storage *s2;
+    sg_conn *c2;
+    OK(V->open(&H, DATA_DIR, o.kv, o.n, &s2, &E));
+    opts_free(&o);
+    OK(V->connect(s2, &c2, &E));
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    ST(SG_EUNAVAIL, V->begin(c2, SG_TXN_WRITE, &E));
+    V->rollback(c2);
+    sg_tenant tt = {.id = nm("busy"), .name = nm("busy"), .created = "2024-01-01T00:00:00.000Z"};
+    ST(SG_EUNAVAIL, V->tenant_create(c2, &tt, &E)); /* autocommit write, same answer */
+    V->rollback(C);
+    OK(V->begin(c2, SG_TXN_WRITE, &E));
+    V->rollback(c2);
+    V->disconnect(c2);
+    V->close(s2);
+}
