@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one command that installs, builds and runs every test:
-#   1. Debian packages (tests/deps.sh);
+#   1. Debian packages (tests/deps.sh), and the C sources formatted as
+#      .clang-format says;
 #   2. a Debug build with warnings as errors: unit tests (Criterion), the
 #      storage contract suite and the integration tests (Lua scripts that start
 #      the real gateway);
@@ -26,6 +27,9 @@ configure_build() { # dir, extra cmake args...
 run_ctest() { # dir
   (cd "$1" && ctest --output-on-failure --timeout 600)
 }
+
+echo "== Format (clang-format, .clang-format)"
+git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
 
 echo "== Debug build and tests"
 configure_build build/ci-debug -DCMAKE_BUILD_TYPE=Debug

@@ -12,7 +12,8 @@ sg_status sg_buf_append(sg_buf *b, const void *p, size_t n);
 sg_status sg_buf_puts(sg_buf *b, const char *s);
 sg_status sg_buf_putc(sg_buf *b, char c);
 sg_status sg_buf_printf(sg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-sg_status sg_buf_vprintf(sg_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+sg_status sg_buf_vprintf(sg_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Append `s` as a JSON string literal, quotes included. */
 sg_status sg_buf_json_str(sg_buf *b, const char *s, size_t n);
 /* Make room for n more bytes. */

@@ -97,8 +97,10 @@ static int report(sg_status st, const sg_error *e)
 
 static void fmt_ms(int64_t ms, char out[SG_TIME_MAX])
 {
-    if (ms <= 0) snprintf(out, SG_TIME_MAX, "-");
-    else sg_format_time(ms, out);
+    if (ms <= 0)
+        snprintf(out, SG_TIME_MAX, "-");
+    else
+        sg_format_time(ms, out);
 }
 
 /* ---- tenant ------------------------------------------------------------------ */
@@ -127,8 +129,10 @@ static int cmd_tenant(const sg_config *cfg, int argc, char **argv)
         store_close(&s);
         if (rc) return rc;
         fprintf(stderr, "Created tenant \"%s\" (id %s).\n", argv[1], id);
-        fprintf(stderr, "Paste this tenant URL into Entra (Provisioning > Admin Credentials > "
-                        "Tenant URL), then run 'scimgate token generate %s'.\n", id);
+        fprintf(stderr,
+                "Paste this tenant URL into Entra (Provisioning > Admin Credentials > "
+                "Tenant URL), then run 'scimgate token generate %s'.\n",
+                id);
         if (!cfg->public_url_set)
             fprintf(stderr, "Note: public_url is not set, so the URL uses the listen address; "
                             "set public_url to the HTTPS address Entra reaches.\n");
@@ -167,12 +171,12 @@ static int print_token(void *ud, const sg_token *t)
     fmt_ms(t->expires_ms, expires);
     fmt_ms(t->revoked_ms, revoked);
     fmt_ms(t->last_used_ms, used);
-    const char *state = t->revoked_ms ? "revoked"
+    const char *state = t->revoked_ms                             ? "revoked"
                         : (t->expires_ms && t->expires_ms <= now) ? "expired"
-                        : t->expires_ms                            ? "expiring"
-                                                                   : "live";
-    printf("%-16s  %-24s  %-24s  %-24s  %-24s  %-15s  %s\n", t->id, created, expires, revoked,
-           used, t->last_addr && *t->last_addr ? t->last_addr : "-", state);
+                        : t->expires_ms                           ? "expiring"
+                                                                  : "live";
+    printf("%-16s  %-24s  %-24s  %-24s  %-24s  %-15s  %s\n", t->id, created, expires, revoked, used,
+           t->last_addr && *t->last_addr ? t->last_addr : "-", state);
     return 0;
 }
 
@@ -213,8 +217,10 @@ static int cmd_token(const sg_config *cfg, int argc, char **argv)
         char token[SG_TOKEN_MAX], id[SG_TOKEN_ID_LEN + 1];
         st = sg_token_generate(&s.p, s.conn, tenant, expires_old, token, id, &e);
         if (st == SG_OK) {
-            fprintf(stderr, "Token %s for tenant %s. It is shown only this once: paste it into "
-                            "Entra's Secret Token field now.\n", id, tenant);
+            fprintf(stderr,
+                    "Token %s for tenant %s. It is shown only this once: paste it into "
+                    "Entra's Secret Token field now.\n",
+                    id, tenant);
             if (expires_old >= 0)
                 fprintf(stderr, "The tenant's older tokens stop working in %s.\n", expires_txt);
             printf("%s\n", token);
@@ -263,7 +269,8 @@ static int cmd_serve(sg_config *cfg)
         sg_schemas_free();
         return 1;
     }
-    sg_server srv = {.cfg = cfg, .plugins = &plugins,
+    sg_server srv = {.cfg = cfg,
+                     .plugins = &plugins,
                      .flim = {(size_t)cfg->limits.filter_length, (int)cfg->limits.filter_depth}};
     sg_http *http = NULL;
     int rc = 1;
@@ -273,8 +280,10 @@ static int cmd_serve(sg_config *cfg)
         goto out;
     }
     if (!strncmp(cfg->listen, "0.0.0.0", 7) && !cfg->public_url_set)
-        sg_log(SG_LOG_WARN, "main", "listening on all interfaces without public_url: tenant URLs "
-                                    "and Location headers will name %s", cfg->public_url);
+        sg_log(SG_LOG_WARN, "main",
+               "listening on all interfaces without public_url: tenant URLs "
+               "and Location headers will name %s",
+               cfg->public_url);
     sg_log(SG_LOG_INFO, "main", "scimgate %s serving SCIM on %s (public URL %s), storage %s",
            SG_VERSION, cfg->listen, cfg->public_url, cfg->storage);
     for (;;) {
@@ -302,8 +311,8 @@ out:
 
 int sg_cli_main(int argc, char **argv)
 {
-    if (argc >= 2 && (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
-                      !strcmp(argv[1], "-h"))) {
+    if (argc >= 2 &&
+        (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         fputs(usage, stdout);
         sg_config_print_keys(stdout);
         return 0;
@@ -339,11 +348,16 @@ int sg_cli_main(int argc, char **argv)
         return 1;
     }
     int rc;
-    if (argc < 2) rc = usage_error("a command is required");
-    else if (!strcmp(argv[1], "serve")) rc = argc == 2 ? cmd_serve(&cfg) : usage_error("serve takes no arguments");
-    else if (!strcmp(argv[1], "tenant")) rc = cmd_tenant(&cfg, argc - 2, argv + 2);
-    else if (!strcmp(argv[1], "token")) rc = cmd_token(&cfg, argc - 2, argv + 2);
-    else rc = usage_error("unknown command");
+    if (argc < 2)
+        rc = usage_error("a command is required");
+    else if (!strcmp(argv[1], "serve"))
+        rc = argc == 2 ? cmd_serve(&cfg) : usage_error("serve takes no arguments");
+    else if (!strcmp(argv[1], "tenant"))
+        rc = cmd_tenant(&cfg, argc - 2, argv + 2);
+    else if (!strcmp(argv[1], "token"))
+        rc = cmd_token(&cfg, argc - 2, argv + 2);
+    else
+        rc = usage_error("unknown command");
     sg_config_free(&cfg);
     return rc;
 }

@@ -222,10 +222,10 @@ static bool validate(sg_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "limits.page_default must be between 1 and limits.page_max");
         return false;
     }
-    if (l->body_bytes < 1024 || l->json_depth < 4 || l->filter_length < 16 ||
-        l->filter_depth < 2) {
-        snprintf(err, errlen, "a limit is too small to serve SCIM (body_bytes >= 1024, "
-                              "json_depth >= 4, filter_length >= 16, filter_depth >= 2)");
+    if (l->body_bytes < 1024 || l->json_depth < 4 || l->filter_length < 16 || l->filter_depth < 2) {
+        snprintf(err, errlen,
+                 "a limit is too small to serve SCIM (body_bytes >= 1024, "
+                 "json_depth >= 4, filter_length >= 16, filter_depth >= 2)");
         return false;
     }
     if (!cfg->data || !cfg->listen || !cfg->storage) {
@@ -278,8 +278,10 @@ bool sg_config_load(sg_config *cfg, int *argc, char **argv, char *err, size_t er
             }
             v = argv[++i];
         }
-        if (klen == 6 && !strncmp(k, "config", 6)) file = v;
-        else flags[nflags++] = (flag){k, klen, v};
+        if (klen == 6 && !strncmp(k, "config", 6))
+            file = v;
+        else
+            flags[nflags++] = (flag){k, klen, v};
     }
     argv[out] = NULL;
     *argc = out;

@@ -82,8 +82,8 @@ static sg_filter *fail(parser *p, size_t pos, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        sg_error_set(p->err, SG_EINVALID, "invalidFilter", "%s at position %zu of the filter",
-                     msg, pos + 1);
+        sg_error_set(p->err, SG_EINVALID, "invalidFilter", "%s at position %zu of the filter", msg,
+                     pos + 1);
         p->failed = true;
     }
     return NULL;
@@ -159,9 +159,12 @@ static bool read_string(parser *p, char **out, size_t *outlen)
     size_t i = b + 1;
     bool escaped = false;
     for (; i < p->len; i++) {
-        if (escaped) escaped = false;
-        else if (p->s[i] == '\\') escaped = true;
-        else if (p->s[i] == '"') break;
+        if (escaped)
+            escaped = false;
+        else if (p->s[i] == '\\')
+            escaped = true;
+        else if (p->s[i] == '"')
+            break;
     }
     if (i >= p->len) {
         fail(p, b, "%s", "unterminated string");
@@ -209,8 +212,8 @@ static bool read_value(parser *p, sg_filter *f)
         if (!read_string(p, &raw, &rawlen)) return false;
         quoted = true;
     } else {
-        while (p->pos < p->len && !isspace((unsigned char)p->s[p->pos]) &&
-               p->s[p->pos] != ')' && p->s[p->pos] != ']')
+        while (p->pos < p->len && !isspace((unsigned char)p->s[p->pos]) && p->s[p->pos] != ')' &&
+               p->s[p->pos] != ']')
             p->pos++;
         if (p->pos == b) {
             fail(p, b, "%s", "a comparison value is expected");
@@ -316,8 +319,7 @@ static bool resolve(parser *p, const sg_attr *ctx, const char *path, size_t n, s
     return true;
 }
 
-static bool fill_attr(parser *p, sg_filter *f, const sg_attr *attr, const sg_attr *sub,
-                      size_t pos)
+static bool fill_attr(parser *p, sg_filter *f, const sg_attr *attr, const sg_attr *sub, size_t pos)
 {
     if (!sub && attr->type == SG_AT_COMPLEX) {
         /* `members eq X`, `emails co "@x"`: the value sub-attribute. */
@@ -380,7 +382,8 @@ static sg_filter *parse_attr_expr(parser *p, const sg_attr *ctx)
         vp->a = parse_or(p, attr);
         if (!vp->a) return NULL;
         skip_ws(p);
-        if (p->pos >= p->len || p->s[p->pos] != ']') return fail(p, p->pos, "%s", "\"]\" is expected");
+        if (p->pos >= p->len || p->s[p->pos] != ']')
+            return fail(p, p->pos, "%s", "\"]\" is expected");
         p->pos++;
         p->depth--;
         if (p->pos < p->len && p->s[p->pos] == '.') {
@@ -412,8 +415,10 @@ static sg_filter *parse_unary(parser *p, const sg_attr *ctx)
         size_t save = p->pos;
         p->pos += 3;
         skip_ws(p);
-        if (p->pos < p->len && p->s[p->pos] == '(') negate = true;
-        else p->pos = save; /* an attribute called "not..." */
+        if (p->pos < p->len && p->s[p->pos] == '(')
+            negate = true;
+        else
+            p->pos = save; /* an attribute called "not..." */
     }
     if (p->pos < p->len && p->s[p->pos] == '(') {
         size_t ppos = p->pos++;
@@ -519,7 +524,7 @@ sg_status sg_filter_parse(const sg_rtdef *rt, const char *text, size_t len,
 /* ---- evaluation -------------------------------------------------------------- */
 
 typedef struct scope {
-    const char *name;     /* value-path attribute, or NULL */
+    const char *name; /* value-path attribute, or NULL */
     const char *schema;
     const json_t *element;
 } scope;
@@ -552,13 +557,20 @@ static bool cmp_one(const sg_filter *f, const json_t *v)
         if (!json_is_number(v) || f->vtype != SG_VT_NUMBER) return false;
         int c = cmp_num(json_number_value(v), f->num);
         switch (f->op) {
-        case SG_FOP_EQ: return c == 0;
-        case SG_FOP_NE: return c != 0;
-        case SG_FOP_GT: return c > 0;
-        case SG_FOP_GE: return c >= 0;
-        case SG_FOP_LT: return c < 0;
-        case SG_FOP_LE: return c <= 0;
-        default: return false;
+        case SG_FOP_EQ:
+            return c == 0;
+        case SG_FOP_NE:
+            return c != 0;
+        case SG_FOP_GT:
+            return c > 0;
+        case SG_FOP_GE:
+            return c >= 0;
+        case SG_FOP_LT:
+            return c < 0;
+        case SG_FOP_LE:
+            return c <= 0;
+        default:
+            return false;
         }
     }
     default:
@@ -589,16 +601,35 @@ static bool cmp_one(const sg_filter *f, const json_t *v)
     }
     bool r;
     switch (f->op) {
-    case SG_FOP_EQ: r = c == 0; break;
-    case SG_FOP_NE: r = c != 0; break;
-    case SG_FOP_GT: r = c > 0; break;
-    case SG_FOP_GE: r = c >= 0; break;
-    case SG_FOP_LT: r = c < 0; break;
-    case SG_FOP_LE: r = c <= 0; break;
-    case SG_FOP_CO: r = f->len == 0 || (n >= f->len && memmem(s, n, f->str, f->len)); break;
-    case SG_FOP_SW: r = n >= f->len && !memcmp(s, f->str, f->len); break;
-    case SG_FOP_EW: r = n >= f->len && !memcmp(s + n - f->len, f->str, f->len); break;
-    default: r = false;
+    case SG_FOP_EQ:
+        r = c == 0;
+        break;
+    case SG_FOP_NE:
+        r = c != 0;
+        break;
+    case SG_FOP_GT:
+        r = c > 0;
+        break;
+    case SG_FOP_GE:
+        r = c >= 0;
+        break;
+    case SG_FOP_LT:
+        r = c < 0;
+        break;
+    case SG_FOP_LE:
+        r = c <= 0;
+        break;
+    case SG_FOP_CO:
+        r = f->len == 0 || (n >= f->len && memmem(s, n, f->str, f->len));
+        break;
+    case SG_FOP_SW:
+        r = n >= f->len && !memcmp(s, f->str, f->len);
+        break;
+    case SG_FOP_EW:
+        r = n >= f->len && !memcmp(s + n - f->len, f->str, f->len);
+        break;
+    default:
+        r = false;
     }
     sg_buf_free(&folded);
     return r;
@@ -800,10 +831,17 @@ static sg_status fmt(const sg_filter *f, sg_buf *o)
         s |= sg_buf_putc(o, ' ');
         s |= sg_buf_json_str(o, f->str, f->len);
         break;
-    case SG_VT_NUMBER: s |= sg_buf_printf(o, " %g", f->num); break;
-    case SG_VT_BOOL: s |= sg_buf_puts(o, f->boolean ? " true" : " false"); break;
-    case SG_VT_NULL: s |= sg_buf_puts(o, " null"); break;
-    default: break;
+    case SG_VT_NUMBER:
+        s |= sg_buf_printf(o, " %g", f->num);
+        break;
+    case SG_VT_BOOL:
+        s |= sg_buf_puts(o, f->boolean ? " true" : " false");
+        break;
+    case SG_VT_NULL:
+        s |= sg_buf_puts(o, " null");
+        break;
+    default:
+        break;
     }
     return s ? SG_ENOMEM : SG_OK;
 }

@@ -38,8 +38,8 @@ void sg_filter_free(sg_filter_tree *t);
 /* What the evaluator needs besides the stored body. */
 typedef struct sg_eval_ctx {
     const sg_rtdef *rt;
-    const json_t *doc;        /* canonical body (no meta, no members)     */
-    const sg_resource *row;   /* id, version, created, modified            */
+    const json_t *doc;      /* canonical body (no meta, no members)     */
+    const sg_resource *row; /* id, version, created, modified            */
     /* Group membership test for members.value conditions: set *has. */
     sg_status (*has_member)(void *ud, const char *group_id, const char *member_id, bool *has);
     void *ud;

@@ -181,8 +181,11 @@ static int handler(struct mg_connection *conn, void *cbdata)
     sg_log_set_request_id(id);
 
     const sg_config *cfg = h->srv->cfg;
-    sg_request req = {.method = ri->request_method, .query = ri->query_string,
-                      .request_id = id, .peer = ri->remote_addr, .header = get_header};
+    sg_request req = {.method = ri->request_method,
+                      .query = ri->query_string,
+                      .request_id = id,
+                      .peer = ri->remote_addr,
+                      .header = get_header};
     req_impl impl = {conn};
     req.impl = &impl;
     char peer[48], base[300];
@@ -203,8 +206,8 @@ static int handler(struct mg_connection *conn, void *cbdata)
         const char *host = mg_get_header(conn, "X-Forwarded-Host");
         if (!host) host = mg_get_header(conn, "Host");
         if (!cfg->public_url_set && proto && host &&
-            (!strcasecmp(proto, "https") || !strcasecmp(proto, "http")) &&
-            strlen(host) < 200 && !strpbrk(host, "/\\\"<> "))
+            (!strcasecmp(proto, "https") || !strcasecmp(proto, "http")) && strlen(host) < 200 &&
+            !strpbrk(host, "/\\\"<> "))
             snprintf(base, sizeof base, "%s://%s", !strcasecmp(proto, "https") ? "https" : "http",
                      host);
     }
@@ -312,22 +315,34 @@ bool sg_http_start(sg_server *srv, sg_http **out, char *err, size_t errlen)
         return false;
     }
     char ports[256], threads[32];
-    if (h->split) snprintf(ports, sizeof ports, "%s,%s", cfg->listen, cfg->admin_listen);
-    else snprintf(ports, sizeof ports, "%s", cfg->listen);
+    if (h->split)
+        snprintf(ports, sizeof ports, "%s,%s", cfg->listen, cfg->admin_listen);
+    else
+        snprintf(ports, sizeof ports, "%s", cfg->listen);
     snprintf(threads, sizeof threads, "%lld", (long long)cfg->limits.workers);
     const char *options[] = {
-        "listening_ports", ports,
-        "num_threads", threads,
-        "enable_keep_alive", "yes",
-        "keep_alive_timeout_ms", "5000",
-        "request_timeout_ms", "30000",
-        "linger_timeout_ms", "1000",
-        "max_request_size", "16384",
-        "enable_directory_listing", "no",
-        "decode_url", "yes",
+        "listening_ports",
+        ports,
+        "num_threads",
+        threads,
+        "enable_keep_alive",
+        "yes",
+        "keep_alive_timeout_ms",
+        "5000",
+        "request_timeout_ms",
+        "30000",
+        "linger_timeout_ms",
+        "1000",
+        "max_request_size",
+        "16384",
+        "enable_directory_listing",
+        "no",
+        "decode_url",
+        "yes",
         /* Headers and body leave in two writes; without TCP_NODELAY, Nagle
          * and delayed ACKs add ~40 ms to every keep-alive response. */
-        "tcp_nodelay", "1",
+        "tcp_nodelay",
+        "1",
         NULL,
     };
     struct mg_callbacks cb = {0};

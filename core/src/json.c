@@ -13,11 +13,14 @@ int sg_json_depth(const char *text, size_t len)
     for (size_t i = 0; i < len; i++) {
         char c = text[i];
         if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = false;
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
             continue;
         }
-        if (c == '"') in_str = true;
+        if (c == '"')
+            in_str = true;
         else if (c == '{' || c == '[') {
             if (++depth > max) max = depth;
         } else if (c == '}' || c == ']') {
@@ -30,8 +33,8 @@ int sg_json_depth(const char *text, size_t len)
 sg_status sg_json_parse(const char *text, size_t len, int max_depth, json_t **out, sg_error *err)
 {
     if (sg_json_depth(text, len) > max_depth)
-        return sg_error_set(err, SG_EINVALID, "invalidSyntax",
-                            "JSON nesting deeper than %d levels", max_depth);
+        return sg_error_set(err, SG_EINVALID, "invalidSyntax", "JSON nesting deeper than %d levels",
+                            max_depth);
     json_error_t je;
     json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!v)
@@ -63,7 +66,8 @@ json_t *sg_json_iget(const json_t *obj, const char *name, const char **key_out)
     }
     const char *k;
     json_t *val;
-    json_object_foreach((json_t *)obj, k, val) {
+    json_object_foreach((json_t *)obj, k, val)
+    {
         if (!strcasecmp(k, name)) {
             if (key_out) *key_out = k;
             return val;

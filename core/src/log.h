@@ -26,7 +26,6 @@ void sg_vlog(sg_log_level level, const char *component, const char *fmt, va_list
     __attribute__((format(printf, 3, 0)));
 /* Like sg_log with a preformatted message and extra members: `fields` is a
  * JSON fragment such as "\"status\":200,\"ms\":3" (or NULL). */
-void sg_log_fields(sg_log_level level, const char *component, const char *msg,
-                   const char *fields);
+void sg_log_fields(sg_log_level level, const char *component, const char *msg, const char *fields);
 
 #endif

@@ -21,8 +21,10 @@ const char *sg_paths_self(void)
 {
     if (!self_path[0]) {
         ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
-        if (n <= 0) snprintf(self_path, sizeof self_path, "scimgate");
-        else self_path[n] = '\0';
+        if (n <= 0)
+            snprintf(self_path, sizeof self_path, "scimgate");
+        else
+            self_path[n] = '\0';
     }
     return self_path;
 }
@@ -47,8 +49,10 @@ bool sg_paths_resolve(sg_config *cfg, char *err, size_t errlen)
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", sg_paths_self());
     char *slash = strrchr(dir, '/');
-    if (slash) *slash = '\0';
-    else snprintf(dir, sizeof dir, ".");
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
 
     char *share = join(dir, "../share/scimgate");
     bool installed = is_dir(share);

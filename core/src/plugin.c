@@ -65,8 +65,8 @@ static bool all_set(const void *vt, size_t first, size_t size)
     return true;
 }
 
-bool sg_plugin_load(const char *path, sg_plugin_kind kind, sg_plugin_reg *reg, void **dl,
-                    char *err, size_t errlen)
+bool sg_plugin_load(const char *path, sg_plugin_kind kind, sg_plugin_reg *reg, void **dl, char *err,
+                    size_t errlen)
 {
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
@@ -152,8 +152,7 @@ static bool valid_name(const char *s, size_t n)
     return true;
 }
 
-bool sg_plugins_open(sg_plugins *p, const sg_config *cfg, bool with_auth, char *err,
-                     size_t errlen)
+bool sg_plugins_open(sg_plugins *p, const sg_config *cfg, bool with_auth, char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
     if (!valid_name(cfg->storage, strlen(cfg->storage))) {
@@ -174,7 +173,8 @@ bool sg_plugins_open(sg_plugins *p, const sg_config *cfg, bool with_auth, char *
     sg_status s = p->st->open(&host, cfg->data, opts, nopts, &p->store, &e);
     free(opts);
     if (s != SG_OK) {
-        snprintf(err, errlen, "storage %s: %s", cfg->storage, e.detail[0] ? e.detail : "open failed");
+        snprintf(err, errlen, "storage %s: %s", cfg->storage,
+                 e.detail[0] ? e.detail : "open failed");
         dlclose(p->st_dl);
         memset(p, 0, sizeof *p);
         return false;

@@ -25,7 +25,7 @@ typedef struct sg_plugins {
     const sg_storage_vtab *st; /* storage vtable                         */
     sg_storage *store;         /* its open instance                      */
     void *st_dl;
-    sg_auth_inst *auth;        /* auth plugins in configured order       */
+    sg_auth_inst *auth; /* auth plugins in configured order       */
     size_t nauth;
 } sg_plugins;
 
@@ -37,8 +37,8 @@ const sg_host *sg_host_table(void);
 ** vtable is checked: ABI major, size, no NULL methods). OUT: *dl for
 ** dlclose. On failure writes a message naming the file to `err`.
 */
-bool sg_plugin_load(const char *path, sg_plugin_kind kind, sg_plugin_reg *reg, void **dl,
-                    char *err, size_t errlen);
+bool sg_plugin_load(const char *path, sg_plugin_kind kind, sg_plugin_reg *reg, void **dl, char *err,
+                    size_t errlen);
 
 /* Load and open the configured storage and auth plugins. With
  * `with_auth` false only storage is loaded (CLI store commands). */

@@ -122,7 +122,8 @@ static void shape_complex(const sg_projection *p, const sg_attr *a, json_t *obj,
     const char *k;
     json_t *v;
     void *tmp;
-    json_object_foreach_safe(obj, tmp, k, v) {
+    json_object_foreach_safe(obj, tmp, k, v)
+    {
         const sg_attr *sub = sg_attr_sub(a, k, strlen(k));
         if (!sub || !keep_attr(p, a, sub, schema)) json_object_del(obj, k);
     }
@@ -134,7 +135,8 @@ static void shape_object(const sg_projection *p, json_t *obj, const sg_schema *s
     const char *k;
     json_t *v;
     void *tmp;
-    json_object_foreach_safe(obj, tmp, k, v) {
+    json_object_foreach_safe(obj, tmp, k, v)
+    {
         if (!schema && !strcmp(k, "schemas")) continue;
         if (!schema && !strcmp(k, "meta")) {
             /* meta.resourceType always stays (Entra reads it); the rest of
@@ -142,16 +144,20 @@ static void shape_object(const sg_projection *p, json_t *obj, const sg_schema *s
             sg_resolved m;
             if (!json_is_object(v) || !sg_schema_resolve(rt, "meta", 4, &m)) continue;
             json_t *rtv = json_incref(json_object_get(v, "resourceType"));
-            if (!keep_attr(p, m.attr, NULL, m.schema)) json_object_clear(v);
-            else shape_complex(p, m.attr, v, m.schema);
+            if (!keep_attr(p, m.attr, NULL, m.schema))
+                json_object_clear(v);
+            else
+                shape_complex(p, m.attr, v, m.schema);
             if (rtv) json_object_set(v, "resourceType", rtv);
             json_decref(rtv);
             continue;
         }
         sg_resolved r;
         char path[512];
-        if (schema) snprintf(path, sizeof path, "%s:%s", schema->id, k);
-        else snprintf(path, sizeof path, "%s", k);
+        if (schema)
+            snprintf(path, sizeof path, "%s:%s", schema->id, k);
+        else
+            snprintf(path, sizeof path, "%s", k);
         if (!sg_schema_resolve(rt, path, strlen(path), &r)) {
             json_object_del(obj, k);
             continue;
@@ -170,7 +176,8 @@ static void shape_object(const sg_projection *p, json_t *obj, const sg_schema *s
         if (json_is_array(v)) {
             size_t i;
             json_t *e;
-            json_array_foreach(v, i, e) if (json_is_object(e)) shape_complex(p, r.attr, e, r.schema);
+            json_array_foreach(v, i, e) if (json_is_object(e))
+                shape_complex(p, r.attr, e, r.schema);
         } else if (json_is_object(v)) {
             shape_complex(p, r.attr, v, r.schema);
         }
@@ -185,7 +192,9 @@ void sg_projection_apply(const sg_rtdef *rt, const sg_projection *p, json_t *doc
     size_t i = 0;
     while (sch && i < json_array_size(sch)) {
         const char *u = json_string_value(json_array_get(sch, i));
-        if (u && strcmp(u, rt->core->id) && !json_object_get(doc, u)) json_array_remove(sch, i);
-        else i++;
+        if (u && strcmp(u, rt->core->id) && !json_object_get(doc, u))
+            json_array_remove(sch, i);
+        else
+            i++;
     }
 }

@@ -77,8 +77,7 @@ sg_status sg_params_parse(const char *qs, sg_params *out, sg_error *err)
                 free(key);
                 sg_params_free(out);
                 return sg_error_set(err, SG_EINVALID, "invalidSyntax",
-                                    "query parameter %s has a malformed %%-escape",
-                                    names[i].name);
+                                    "query parameter %s has a malformed %%-escape", names[i].name);
             }
             char **slot = (char **)((char *)out + names[i].off);
             free(*slot);

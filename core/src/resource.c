@@ -45,7 +45,8 @@ static sg_status convert_single(const sg_attr *a, const json_t *v, json_t **out,
         const char *k;
         json_t *sv;
         sg_status s = SG_OK;
-        json_object_foreach((json_t *)v, k, sv) {
+        json_object_foreach((json_t *)v, k, sv)
+        {
             const sg_attr *sub = sg_attr_sub(a, k, strlen(k));
             if (!sub || sub->mut == SG_MUT_READONLY || sub->mut == SG_MUT_WRITEONLY) continue;
             json_t *c;
@@ -54,8 +55,10 @@ static sg_status convert_single(const sg_attr *a, const json_t *v, json_t **out,
                 break;
             }
             if ((s = convert_single(sub, sv, &c, err)) != SG_OK) break;
-            if (c) json_object_set_new(o, sub->name, c);
-            else json_object_del(o, sub->name);
+            if (c)
+                json_object_set_new(o, sub->name, c);
+            else
+                json_object_del(o, sub->name);
         }
         json_decref(wrapped);
         if (s != SG_OK || json_object_size(o) == 0) {
@@ -77,19 +80,16 @@ static sg_status convert_single(const sg_attr *a, const json_t *v, json_t **out,
         }
         return *out ? SG_OK : sg_error_set(err, SG_ENOMEM, NULL, "out of memory");
     case SG_AT_INTEGER:
-        if (!json_is_integer(v))
-            return bad(err, a->path, "must be an integer");
+        if (!json_is_integer(v)) return bad(err, a->path, "must be an integer");
         *out = json_incref((json_t *)v);
         return SG_OK;
     case SG_AT_DECIMAL:
-        if (!json_is_number(v))
-            return bad(err, a->path, "must be a number");
+        if (!json_is_number(v)) return bad(err, a->path, "must be a number");
         *out = json_incref((json_t *)v);
         return SG_OK;
     case SG_AT_DATETIME: {
         int64_t ms;
-        if (!json_is_string(v))
-            return bad(err, a->path, "must be a dateTime string");
+        if (!json_is_string(v)) return bad(err, a->path, "must be a dateTime string");
         if (json_string_length(v) == 0) return SG_OK;
         if (!sg_parse_time(json_string_value(v), &ms))
             return bad(err, a->path, "must be an RFC 3339 dateTime (2025-01-31T12:00:00Z)");
@@ -97,8 +97,7 @@ static sg_status convert_single(const sg_attr *a, const json_t *v, json_t **out,
         return SG_OK;
     }
     default: /* string, reference, binary */
-        if (!json_is_string(v))
-            return bad(err, a->path, "must be a string");
+        if (!json_is_string(v)) return bad(err, a->path, "must be a string");
         if (json_string_length(v) == 0) return SG_OK; /* "" clears, like null */
         *out = json_incref((json_t *)v);
         return SG_OK;
@@ -114,8 +113,7 @@ static sg_status convert(const sg_attr *a, const json_t *v, json_t **out, sg_err
         if (json_is_array(v)) {
             /* Entra's old manager form: a one-element array. */
             if (json_array_size(v) == 0) return SG_OK;
-            if (json_array_size(v) > 1)
-                return bad(err, a->path, "is single-valued");
+            if (json_array_size(v) > 1) return bad(err, a->path, "is single-valued");
             v = json_array_get(v, 0);
         }
         return convert_single(a, v, out, err);
@@ -145,8 +143,8 @@ static sg_status convert(const sg_attr *a, const json_t *v, json_t **out, sg_err
 
 typedef struct build {
     const sg_rtdef *rt;
-    json_t *core;  /* top-level attributes in arrival order */
-    json_t **ext;  /* per extension of rt */
+    json_t *core; /* top-level attributes in arrival order */
+    json_t **ext; /* per extension of rt */
     json_t *members;
     sg_error *err;
 } build;
@@ -200,8 +198,10 @@ static sg_status set_attr(build *b, const sg_resolved *r, const json_t *v)
         b->members = c ? c : json_array();
         return b->members ? SG_OK : sg_error_set(b->err, SG_ENOMEM, NULL, "out of memory");
     }
-    if (c) json_object_set_new(target, a->name, c);
-    else json_object_del(target, a->name);
+    if (c)
+        json_object_set_new(target, a->name, c);
+    else
+        json_object_del(target, a->name);
     return SG_OK;
 }
 
@@ -262,7 +262,8 @@ static sg_status walk_object(build *b, const sg_schema *only, const json_t *obj)
 {
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)obj, k, v) {
+    json_object_foreach((json_t *)obj, k, v)
+    {
         if (!only && !strcasecmp(k, "schemas")) continue; /* rebuilt from content */
         sg_status s = take(b, only, k, v);
         if (s != SG_OK) return s;
@@ -270,8 +271,7 @@ static sg_status walk_object(build *b, const sg_schema *only, const json_t *obj)
     return SG_OK;
 }
 
-sg_status sg_resource_inbound(const sg_rtdef *rt, const json_t *doc, sg_inbound *in,
-                              sg_error *err)
+sg_status sg_resource_inbound(const sg_rtdef *rt, const json_t *doc, sg_inbound *in, sg_error *err)
 {
     memset(in, 0, sizeof *in);
     if (!json_is_object(doc))
@@ -343,7 +343,8 @@ sg_status sg_resource_set_id(json_t *body, const char *id)
     json_object_set_new(body, "id", json_string(id));
     const char *k;
     json_t *v;
-    json_object_foreach(copy, k, v) {
+    json_object_foreach(copy, k, v)
+    {
         if (strcmp(k, "schemas") && strcmp(k, "id")) json_object_set(body, k, v);
     }
     json_decref(copy);
@@ -461,8 +462,9 @@ sg_status sg_resource_meta_json(const sg_rtdef *rt, const sg_resource *row, cons
 {
     char etag[48];
     sg_resource_etag(row->version, etag);
-    sg_status s = sg_buf_printf(out, "{\"resourceType\":\"%s\",\"created\":\"%s\","
-                                     "\"lastModified\":\"%s\",\"version\":",
+    sg_status s = sg_buf_printf(out,
+                                "{\"resourceType\":\"%s\",\"created\":\"%s\","
+                                "\"lastModified\":\"%s\",\"version\":",
                                 rt->id, row->created, row->modified);
     s |= sg_buf_json_str(out, etag, strlen(etag));
     s |= sg_buf_puts(out, ",\"location\":");

@@ -33,8 +33,7 @@ typedef struct sg_inbound {
 ** invalidSyntax and a detail naming the attribute. OUT: in->body and
 ** in->members (json_decref both).
 */
-sg_status sg_resource_inbound(const sg_rtdef *rt, const json_t *doc, sg_inbound *in,
-                              sg_error *err);
+sg_status sg_resource_inbound(const sg_rtdef *rt, const json_t *doc, sg_inbound *in, sg_error *err);
 void sg_inbound_free(sg_inbound *in);
 
 /* Put "id" right after "schemas" in a canonical body. */
@@ -48,8 +47,7 @@ typedef struct sg_keyset {
     size_t nstr, capstr;
 } sg_keyset;
 
-sg_status sg_resource_keys(const sg_rtdef *rt, const json_t *body, const char *id,
-                           sg_keyset *ks);
+sg_status sg_resource_keys(const sg_rtdef *rt, const json_t *body, const char *id, sg_keyset *ks);
 void sg_keyset_free(sg_keyset *ks);
 
 /* The meta object of a resource, its location built from `base_url`

@@ -60,9 +60,12 @@ void sg_route_path(const char *path, sg_route *r)
         segs[n++] = (seg){p, len};
         p += len + (e ? 1 : 0);
     }
-    if (n == 1 && is(&segs[0], "healthz")) r->kind = SG_ROUTE_HEALTHZ;
-    else if (n == 1 && is(&segs[0], "readyz")) r->kind = SG_ROUTE_READYZ;
-    else if (n == 1 && is(&segs[0], "metrics")) r->kind = SG_ROUTE_METRICS;
+    if (n == 1 && is(&segs[0], "healthz"))
+        r->kind = SG_ROUTE_HEALTHZ;
+    else if (n == 1 && is(&segs[0], "readyz"))
+        r->kind = SG_ROUTE_READYZ;
+    else if (n == 1 && is(&segs[0], "metrics"))
+        r->kind = SG_ROUTE_METRICS;
     if (r->kind != SG_ROUTE_NOT_FOUND) return;
 
     if (n >= 2 && is(&segs[0], "admin") && is(&segs[1], "v1")) {

@@ -33,7 +33,7 @@ typedef enum sg_endpoint {
     SG_EP_UNKNOWN,        /* anything else below a tenant URL     */
 } sg_endpoint;
 
-#define SG_TENANT_ID_MAX 64
+#define SG_TENANT_ID_MAX  64
 #define SG_ROUTE_PATH_MAX 2048
 
 typedef struct sg_route {
@@ -45,7 +45,7 @@ typedef struct sg_route {
     const char *id; /* resource or schema id (into `norm`), or NULL    */
     size_t id_len;
     char norm[SG_ROUTE_PATH_MAX]; /* the normalised path              */
-    const char *rest; /* SG_ROUTE_ADMIN: the path after /admin/v1      */
+    const char *rest;             /* SG_ROUTE_ADMIN: the path after /admin/v1      */
 } sg_route;
 
 /* Route `path` (already percent-decoded). Never fails: unknown paths give

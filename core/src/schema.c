@@ -8,7 +8,7 @@
 
 #include "util.h"
 
-#define URN_CORE_USER "urn:ietf:params:scim:schemas:core:2.0:User"
+#define URN_CORE_USER  "urn:ietf:params:scim:schemas:core:2.0:User"
 #define URN_CORE_GROUP "urn:ietf:params:scim:schemas:core:2.0:Group"
 
 /* Paths for which the core hands storage index keys (DESIGN §3). */
@@ -51,7 +51,7 @@ static bool parse_enum(const json_t *o, const char *key, const char *const *name
 static bool parse_attr(sg_attr *a, const json_t *o, const sg_schema *s, const sg_attr *parent,
                        char *err, size_t errlen)
 {
-    static const char *const types[] = {"", "string", "boolean", "decimal", "integer",
+    static const char *const types[] = {"",         "string", "boolean",   "decimal", "integer",
                                         "dateTime", "binary", "reference", "complex"};
     static const char *const muts[] = {"readWrite", "readOnly", "immutable", "writeOnly"};
     static const char *const rets[] = {"default", "always", "never", "request"};
@@ -83,10 +83,12 @@ static bool parse_attr(sg_attr *a, const json_t *o, const sg_schema *s, const sg
     /* Canonical path: core attributes by name, extension attributes behind
      * their schema URN, sub-attributes after a dot. */
     char path[512];
-    if (parent) snprintf(path, sizeof path, "%s.%s", parent->path, name);
+    if (parent)
+        snprintf(path, sizeof path, "%s.%s", parent->path, name);
     else if (s == &g.common || !strcmp(s->id, URN_CORE_USER) || !strcmp(s->id, URN_CORE_GROUP))
         snprintf(path, sizeof path, "%s", name);
-    else snprintf(path, sizeof path, "%s:%s", s->id, name);
+    else
+        snprintf(path, sizeof path, "%s:%s", s->id, name);
     a->path = sg_xstrdup(path);
     const json_t *subs = json_object_get(o, "subAttributes");
     if (a->type == SG_AT_COMPLEX) {
@@ -191,8 +193,10 @@ static bool parse_rt(json_t *doc, const char *file, char *err, size_t errlen)
     const char *ep = json_string_value(json_object_get(doc, "endpoint"));
     const char *core = json_string_value(json_object_get(doc, "schema"));
     sg_rtdef *rt;
-    if (id && !strcmp(id, "User")) rt = &g.user;
-    else if (id && !strcmp(id, "Group")) rt = &g.group;
+    if (id && !strcmp(id, "User"))
+        rt = &g.user;
+    else if (id && !strcmp(id, "Group"))
+        rt = &g.group;
     else {
         snprintf(err, errlen, "%s: only the User and Group resource types are supported", file);
         return false;

@@ -29,15 +29,15 @@ struct sg_attr {
     sg_uniq uniq;
     sg_attr *subs;
     size_t nsubs;
-    const sg_attr *parent;   /* for sub-attributes */
-    const sg_schema *schema; /* defining schema */
-    char *path;              /* canonical path (sg_attr_ref.path) */
-    uint32_t flags;          /* SG_ATTR_* for filters */
+    const sg_attr *parent;    /* for sub-attributes */
+    const sg_schema *schema;  /* defining schema */
+    char *path;               /* canonical path (sg_attr_ref.path) */
+    uint32_t flags;           /* SG_ATTR_* for filters */
     const sg_attr *value_sub; /* the "value" sub-attribute, if any */
 };
 
 struct sg_schema {
-    char *id;   /* URN */
+    char *id; /* URN */
     char *name;
     sg_attr *attrs;
     size_t nattrs;

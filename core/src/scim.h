@@ -32,8 +32,8 @@ typedef struct sg_worker {
 
 typedef struct sg_request {
     const char *method;
-    const char *query;    /* raw query string, or NULL */
-    const char *body;     /* NULL when none */
+    const char *query; /* raw query string, or NULL */
+    const char *body;  /* NULL when none */
     size_t body_len;
     const char *peer;     /* client address after trusted_proxies */
     const char *base_url; /* scheme://host[:port] the client sees */
@@ -50,7 +50,7 @@ typedef struct sg_response {
     int status;
     const char *content_type; /* static string; NULL for no body */
     sg_buf body;
-    sg_buf headers;           /* extra "Name: value\r\n" lines */
+    sg_buf headers; /* extra "Name: value\r\n" lines */
 } sg_response;
 
 /* Handle a request routed to SG_ROUTE_SCIM (auth included). */
@@ -62,8 +62,7 @@ sg_status sg_worker_conn(sg_worker *w, sg_conn **out, sg_error *err);
 /* ---- responses (scim_error.c) ---- */
 
 /* A SCIM error body (RFC 7644 §3.12) with `http_status`. */
-void sg_respond_error(sg_response *res, int http_status, const char *scim_type,
-                      const char *detail);
+void sg_respond_error(sg_response *res, int http_status, const char *scim_type, const char *detail);
 /* Map an sg_error to its HTTP status and SCIM error body. */
 void sg_respond_sg_error(sg_response *res, const sg_error *e);
 int sg_status_http(sg_status s);

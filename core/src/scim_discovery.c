@@ -34,9 +34,10 @@ static void respond_json(sg_response *res, int status, json_t *doc)
 static json_t *list_response(json_t *resources)
 {
     size_t n = json_array_size(resources);
-    return json_pack("{s[s]sIsIsIso}", "schemas", "urn:ietf:params:scim:api:messages:2.0:ListResponse",
-                     "totalResults", (json_int_t)n, "itemsPerPage", (json_int_t)n, "startIndex",
-                     (json_int_t)1, "Resources", resources);
+    return json_pack("{s[s]sIsIsIso}", "schemas",
+                     "urn:ietf:params:scim:api:messages:2.0:ListResponse", "totalResults",
+                     (json_int_t)n, "itemsPerPage", (json_int_t)n, "startIndex", (json_int_t)1,
+                     "Resources", resources);
 }
 
 static json_t *schema_doc(const sg_schema *s, const char *tenant_url)
@@ -87,7 +88,8 @@ void sg_scim_discovery(sg_worker *w, sg_request *req, sg_response *res)
             return;
         }
         json_t *arr = json_array();
-        for (size_t i = 0; i < n; i++) json_array_append_new(arr, schema_doc(&list[i], req->tenant_url));
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr, schema_doc(&list[i], req->tenant_url));
         respond_json(res, 200, list_response(arr));
         return;
     }

@@ -7,20 +7,31 @@
 int sg_status_http(sg_status s)
 {
     switch (s) {
-    case SG_OK: return 200;
-    case SG_ENOTFOUND: return 404;
-    case SG_ECONFLICT: return 409;
-    case SG_EINVALID: return 400;
-    case SG_EPRECOND: return 412;
-    case SG_EUNAUTH: return 401;
-    case SG_EDENIED: return 403;
-    case SG_ETOOMANY: return 400;
-    case SG_EUNAVAIL: return 503;
-    case SG_ENOTIMPL: return 501;
+    case SG_OK:
+        return 200;
+    case SG_ENOTFOUND:
+        return 404;
+    case SG_ECONFLICT:
+        return 409;
+    case SG_EINVALID:
+        return 400;
+    case SG_EPRECOND:
+        return 412;
+    case SG_EUNAUTH:
+        return 401;
+    case SG_EDENIED:
+        return 403;
+    case SG_ETOOMANY:
+        return 400;
+    case SG_EUNAVAIL:
+        return 503;
+    case SG_ENOTIMPL:
+        return 501;
     case SG_ENOMEM:
     case SG_EVERSION:
     case SG_EINTERNAL:
-    default: return 500;
+    default:
+        return 500;
     }
 }
 
@@ -29,15 +40,15 @@ void sg_respond_header(sg_response *res, const char *name, const char *value)
     sg_buf_printf(&res->headers, "%s: %s\r\n", name, value);
 }
 
-void sg_respond_error(sg_response *res, int http_status, const char *scim_type,
-                      const char *detail)
+void sg_respond_error(sg_response *res, int http_status, const char *scim_type, const char *detail)
 {
     sg_buf_reset(&res->body);
     res->status = http_status;
     res->content_type = SG_CT_SCIM;
     sg_buf *b = &res->body;
-    sg_buf_printf(b, "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:Error\"],"
-                     "\"status\":\"%d\"",
+    sg_buf_printf(b,
+                  "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:Error\"],"
+                  "\"status\":\"%d\"",
                   http_status);
     if (scim_type) sg_buf_printf(b, ",\"scimType\":\"%s\"", scim_type);
     if (detail && *detail) {

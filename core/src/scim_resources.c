@@ -59,8 +59,12 @@ static sg_status copy_row(rowcopy *rc, const sg_resource *row)
 
 static sg_resource as_resource(const rowcopy *rc, sg_rtype type)
 {
-    return (sg_resource){.type = type, .id = rc->id, .version = rc->version,
-                         .created = rc->created, .modified = rc->modified, .json = rc->json,
+    return (sg_resource){.type = type,
+                         .id = rc->id,
+                         .version = rc->version,
+                         .created = rc->created,
+                         .modified = rc->modified,
+                         .json = rc->json,
                          .json_len = rc->len};
 }
 
@@ -241,8 +245,10 @@ static bool apply_members(rctx *c, const char *group_id, const json_t *members, 
         if (types[i] == SG_RT_USER) {
             add[nadd++] = (sg_member){ids[i], NULL, SG_RT_USER};
         } else if (types[i] == SG_RT_GROUP) {
-            sg_log(SG_LOG_INFO, "scim", "group %s: member %s is a group; nested groups are not "
-                                        "expanded, so it was left out", group_id, ids[i]);
+            sg_log(SG_LOG_INFO, "scim",
+                   "group %s: member %s is a group; nested groups are not "
+                   "expanded, so it was left out",
+                   group_id, ids[i]);
         } else {
             sg_error_set(&c->err, SG_EINVALID, "invalidValue",
                          "member \"%.80s\" is not a user of this tenant", ids[i]);
@@ -287,9 +293,15 @@ static void handle_create(rctx *c)
         goto done;
     }
     if (!dump_body(c, in.body, &text)) goto done;
-    sg_resource r = {.type = c->rt->type, .id = id, .version = 1, .created = now,
-                     .modified = now, .json = text.data, .json_len = text.len,
-                     .keys = ks.keys, .nkeys = ks.n};
+    sg_resource r = {.type = c->rt->type,
+                     .id = id,
+                     .version = 1,
+                     .created = now,
+                     .modified = now,
+                     .json = text.data,
+                     .json_len = text.len,
+                     .keys = ks.keys,
+                     .nkeys = ks.n};
     sg_projection proj;
     if (sg_projection_parse(c->rt, NULL, NULL, &proj) != SG_OK) {
         sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
@@ -412,9 +424,15 @@ static void handle_replace(rctx *c, const char *id)
         goto done;
     }
     if (!dump_body(c, in.body, &text)) goto done;
-    sg_resource r = {.type = c->rt->type, .id = g.row.id, .version = g.row.version + 1,
-                     .created = g.row.created, .modified = now, .json = text.data,
-                     .json_len = text.len, .keys = ks.keys, .nkeys = ks.n};
+    sg_resource r = {.type = c->rt->type,
+                     .id = g.row.id,
+                     .version = g.row.version + 1,
+                     .created = g.row.created,
+                     .modified = now,
+                     .json = text.data,
+                     .json_len = text.len,
+                     .keys = ks.keys,
+                     .nkeys = ks.n};
     if (c->st->replace(c->conn, c->tenant, &r, g.row.version, &c->err) != SG_OK) {
         fail(c);
         goto done;
@@ -471,7 +489,7 @@ typedef struct member_groups {
 typedef struct list_state {
     rctx *c;
     const sg_search_out *so; /* storage sets so->residual before the first row */
-    int64_t start, count; /* 1-based window, applied here when residual */
+    int64_t start, count;    /* 1-based window, applied here when residual */
     int64_t matched;
     rowcopy *rows;
     size_t nrows, cap;
@@ -610,9 +628,8 @@ static void handle_list(rctx *c)
     sg_buf out = {0};
     int64_t total = 0;
     if (!page_params(c, &params, &ls.start, &ls.count)) goto done;
-    if (params.filter &&
-        sg_filter_parse(c->rt, params.filter, strlen(params.filter), &c->w->srv->flim, &tree,
-                        &c->err) != SG_OK) {
+    if (params.filter && sg_filter_parse(c->rt, params.filter, strlen(params.filter),
+                                         &c->w->srv->flim, &tree, &c->err) != SG_OK) {
         fail(c);
         goto done;
     }
@@ -623,8 +640,7 @@ static void handle_list(rctx *c)
     }
     const sg_filter *root = tree ? sg_filter_root(tree) : NULL;
     if (!begin(c, SG_TXN_READ) || !prefetch_members(c, &ls, root)) goto done;
-    sg_query q = {.type = c->rt->type, .filter = root, .start_index = ls.start,
-                  .count = ls.count};
+    sg_query q = {.type = c->rt->type, .filter = root, .start_index = ls.start, .count = ls.count};
     sg_search_out so = {0};
     ls.so = &so;
     sg_status s = c->st->search(c->conn, c->tenant, &q, list_cb, &ls, &so, &c->err);
@@ -679,7 +695,10 @@ static void not_allowed(sg_response *res, const char *allow)
 
 void sg_scim_resources(sg_worker *w, sg_request *req, sg_response *res)
 {
-    rctx c = {.w = w, .req = req, .res = res, .st = w->srv->plugins->st,
+    rctx c = {.w = w,
+              .req = req,
+              .res = res,
+              .st = w->srv->plugins->st,
               .tenant = req->route.tenant,
               .rt = sg_rt(req->route.ep == SG_EP_USERS ? SG_RT_USER : SG_RT_GROUP)};
     sg_error_clear(&c.err);
@@ -695,22 +714,31 @@ void sg_scim_resources(sg_worker *w, sg_request *req, sg_response *res)
     }
     const char *m = req->method;
     if (!strcmp(m, "GET")) {
-        if (r->id) handle_get(&c, id);
-        else handle_list(&c);
+        if (r->id)
+            handle_get(&c, id);
+        else
+            handle_list(&c);
     } else if (!strcmp(m, "POST")) {
-        if (r->id) not_allowed(res, "GET, PUT, PATCH, DELETE");
-        else handle_create(&c);
+        if (r->id)
+            not_allowed(res, "GET, PUT, PATCH, DELETE");
+        else
+            handle_create(&c);
     } else if (!strcmp(m, "PUT")) {
-        if (r->id) handle_replace(&c, id);
-        else not_allowed(res, "GET, POST");
+        if (r->id)
+            handle_replace(&c, id);
+        else
+            not_allowed(res, "GET, POST");
     } else if (!strcmp(m, "PATCH")) {
         if (r->id)
             sg_respond_error(res, 501, NULL,
                              "PATCH is not supported yet (see /ServiceProviderConfig)");
-        else not_allowed(res, "GET, POST");
+        else
+            not_allowed(res, "GET, POST");
     } else if (!strcmp(m, "DELETE")) {
-        if (r->id) handle_delete(&c, id);
-        else not_allowed(res, "GET, POST");
+        if (r->id)
+            handle_delete(&c, id);
+        else
+            not_allowed(res, "GET, POST");
     } else {
         not_allowed(res, r->id ? "GET, PUT, PATCH, DELETE" : "GET, POST");
     }

@@ -12,18 +12,18 @@
 
 #include "plugin.h"
 
-#define SG_TENANT_ID_LEN 32 /* hex digits of a tenant id */
-#define SG_TOKEN_PREFIX "sgt_"
-#define SG_TOKEN_ID_LEN 16 /* hex digits of a token id */
-#define SG_TOKEN_MAX 96
+#define SG_TENANT_ID_LEN   32 /* hex digits of a tenant id */
+#define SG_TOKEN_PREFIX    "sgt_"
+#define SG_TOKEN_ID_LEN    16 /* hex digits of a token id */
+#define SG_TOKEN_MAX       96
 #define SG_MAX_LIVE_TOKENS 2
 
 /* Create a tenant named `name`. OUT: id[SG_TENANT_ID_LEN + 1]. */
 sg_status sg_tenant_create(const sg_plugins *p, sg_conn *c, const char *name, char *id,
                            sg_error *err);
 /* Resolve a tenant id or unique name to its id. */
-sg_status sg_tenant_resolve(const sg_plugins *p, sg_conn *c, const char *id_or_name,
-                            char id[65], sg_error *err);
+sg_status sg_tenant_resolve(const sg_plugins *p, sg_conn *c, const char *id_or_name, char id[65],
+                            sg_error *err);
 
 /*
 ** Generate a token for `tenant`. With `expires_old_ms` >= 0 the tenant's

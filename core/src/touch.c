@@ -9,7 +9,7 @@
 #include "util.h"
 
 #define TOUCH_INTERVAL_MS 60000 /* at most one write per token per minute */
-#define FLUSH_EVERY_MS 2000
+#define FLUSH_EVERY_MS    2000
 
 typedef struct entry {
     char id[65];
@@ -20,7 +20,7 @@ typedef struct entry {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static entry *table;  /* open addressing, linear probing */
+static entry *table; /* open addressing, linear probing */
 static size_t cap, used;
 static bool running, stopping;
 static pthread_t thread;

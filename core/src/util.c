@@ -133,8 +133,12 @@ bool sg_parse_time(const char *s, int64_t *ms)
         return false;
     }
     if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return false;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-                    .tm_hour = h, .tm_min = mi, .tm_sec = se};
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = se};
     time_t t = timegm(&tm);
     *ms = ((int64_t)t - (int64_t)offset_min * 60) * 1000 + frac;
     return true;
@@ -160,11 +164,16 @@ bool sg_parse_size(const char *s, int64_t *out)
     if (errno || end == s || v < 0) return false;
     while (*end == ' ') end++;
     int64_t mul = 1;
-    if (!*end || !strcasecmp(end, "b")) mul = 1;
-    else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb") || !strcasecmp(end, "kib")) mul = 1024;
-    else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb") || !strcasecmp(end, "mib")) mul = 1024 * 1024;
-    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb") || !strcasecmp(end, "gib")) mul = 1024 * 1024 * 1024;
-    else return false;
+    if (!*end || !strcasecmp(end, "b"))
+        mul = 1;
+    else if (!strcasecmp(end, "k") || !strcasecmp(end, "kb") || !strcasecmp(end, "kib"))
+        mul = 1024;
+    else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb") || !strcasecmp(end, "mib"))
+        mul = 1024 * 1024;
+    else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb") || !strcasecmp(end, "gib"))
+        mul = 1024 * 1024 * 1024;
+    else
+        return false;
     if (v > INT64_MAX / mul) return false;
     *out = v * mul;
     return true;
@@ -178,12 +187,18 @@ bool sg_parse_duration_ms(const char *s, int64_t *out_ms)
     long long v = strtoll(s, &end, 10);
     if (errno || end == s || v < 0) return false;
     int64_t mul;
-    if (!*end || !strcmp(end, "s")) mul = 1000;
-    else if (!strcmp(end, "ms")) mul = 1;
-    else if (!strcmp(end, "m")) mul = 60 * 1000;
-    else if (!strcmp(end, "h")) mul = 3600 * 1000;
-    else if (!strcmp(end, "d")) mul = 86400 * 1000;
-    else return false;
+    if (!*end || !strcmp(end, "s"))
+        mul = 1000;
+    else if (!strcmp(end, "ms"))
+        mul = 1;
+    else if (!strcmp(end, "m"))
+        mul = 60 * 1000;
+    else if (!strcmp(end, "h"))
+        mul = 3600 * 1000;
+    else if (!strcmp(end, "d"))
+        mul = 86400 * 1000;
+    else
+        return false;
     if (v > INT64_MAX / mul) return false;
     *out_ms = v * mul;
     return true;

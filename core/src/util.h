@@ -47,7 +47,6 @@ bool sg_read_file(const char *path, char **data, size_t *len);
 /* strdup that aborts on out-of-memory (for start-up paths only). */
 char *sg_xstrdup(const char *s);
 
-
 /* Unpadded base64url of n bytes into out[(4n+2)/3+1]. */
 void sg_base64url(const void *p, size_t n, char *out);
 #endif

@@ -13,8 +13,8 @@
 
 #include "scimgate/plugin.h"
 
-#define PREFIX "sgt_"
-#define ID_LEN 16
+#define PREFIX     "sgt_"
+#define ID_LEN     16
 #define SECRET_MAX 128
 
 struct sg_auth {

@@ -64,8 +64,9 @@ Test(filter, unquoted_value_old_entra_form)
 
 Test(filter, and_binds_tighter_than_or)
 {
-    cr_assert_str_eq(render(SG_RT_USER, "userName eq \"a\" or userName eq \"b\" and active eq true"),
-                     "(userName eq \"a\" or (userName eq \"b\" and active eq true))");
+    cr_assert_str_eq(
+        render(SG_RT_USER, "userName eq \"a\" or userName eq \"b\" and active eq true"),
+        "(userName eq \"a\" or (userName eq \"b\" and active eq true))");
     cr_assert_str_eq(
         render(SG_RT_USER, "(userName eq \"a\" or userName eq \"b\") and active eq true"),
         "((userName eq \"a\" or userName eq \"b\") and active eq true)");
@@ -85,9 +86,8 @@ Test(filter, value_path_with_entra_trailing_comparison)
 
 Test(filter, value_path_with_logic_inside)
 {
-    cr_assert_str_eq(
-        render(SG_RT_USER, "emails[type eq \"work\" and value co \"@example.com\"]"),
-        "emails[(emails.type eq \"work\" and emails.value co \"@example.com\")]");
+    cr_assert_str_eq(render(SG_RT_USER, "emails[type eq \"work\" and value co \"@example.com\"]"),
+                     "emails[(emails.type eq \"work\" and emails.value co \"@example.com\")]");
 }
 
 Test(filter, membership_forms)
@@ -102,8 +102,9 @@ Test(filter, membership_forms)
 Test(filter, extension_attributes_by_urn)
 {
     cr_assert_str_eq(
-        render(SG_RT_USER,
-               "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq \"7\""),
+        render(
+            SG_RT_USER,
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq \"7\""),
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq \"7\"");
     cr_assert_str_eq(
         render(SG_RT_USER, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager eq "
@@ -129,8 +130,8 @@ Test(filter, datetimes_are_normalised)
 Test(filter, errors_name_the_position)
 {
     cr_assert(strstr(render(SG_RT_USER, "userName eq"), "ERR "));
-    cr_assert(strstr(render(SG_RT_USER, "userName zz \"a\""), "position 10"),
-              "%s", render(SG_RT_USER, "userName zz \"a\""));
+    cr_assert(strstr(render(SG_RT_USER, "userName zz \"a\""), "position 10"), "%s",
+              render(SG_RT_USER, "userName zz \"a\""));
     cr_assert(strstr(render(SG_RT_USER, "nosuch eq \"a\""), "unknown attribute \"nosuch\""));
     cr_assert(strstr(render(SG_RT_USER, "(userName eq \"a\""), "\")\" is expected"));
     cr_assert(strstr(render(SG_RT_USER, "userName eq \"a"), "unterminated"));
@@ -169,7 +170,9 @@ static bool match(sg_rtype type, const char *filter, const char *doc_text)
                  err.detail);
     json_t *doc = json_loads(doc_text, 0, NULL);
     cr_assert_not_null(doc);
-    sg_resource row = {.type = type, .id = "id-1", .version = 3,
+    sg_resource row = {.type = type,
+                       .id = "id-1",
+                       .version = 3,
                        .created = "2025-01-01T00:00:00.000Z",
                        .modified = "2025-06-01T12:00:00.000Z"};
     sg_eval_ctx ctx = {sg_rt(type), doc, &row, NULL, NULL};

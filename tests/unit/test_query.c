@@ -7,7 +7,8 @@ Test(query, entra_filter_is_form_decoded)
 {
     sg_params p;
     sg_error err;
-    cr_assert_eq(sg_params_parse("filter=userName+eq+%22bjensen%40contoso.com%22", &p, &err), SG_OK);
+    cr_assert_eq(sg_params_parse("filter=userName+eq+%22bjensen%40contoso.com%22", &p, &err),
+                 SG_OK);
     cr_assert_str_eq(p.filter, "userName eq \"bjensen@contoso.com\"");
     sg_params_free(&p);
 }

@@ -73,11 +73,12 @@ Test(resource, names_are_canonicalised_and_unknown_dropped)
 {
     sg_inbound in;
     sg_error err;
-    cr_assert_eq(inbound(SG_RT_USER,
-                         "{\"USERNAME\":\"a\",\"Name\":{\"GivenName\":\"A\",\"bogus\":1},"
-                         "\"misspelled\":\"x\",\"Emails\":[{\"Value\":\"a@x\",\"Type\":\"other\"}]}",
-                         &in, &err),
-                 SG_OK, "%s", err.detail);
+    cr_assert_eq(
+        inbound(SG_RT_USER,
+                "{\"USERNAME\":\"a\",\"Name\":{\"GivenName\":\"A\",\"bogus\":1},"
+                "\"misspelled\":\"x\",\"Emails\":[{\"Value\":\"a@x\",\"Type\":\"other\"}]}",
+                &in, &err),
+        SG_OK, "%s", err.detail);
     cr_assert_not_null(json_object_get(in.body, "userName"));
     assert_json(json_object_get(in.body, "name"), "{\"givenName\":\"A\"}");
     assert_json(json_object_get(in.body, "emails"), "[{\"value\":\"a@x\",\"type\":\"other\"}]");
@@ -277,9 +278,10 @@ static const char *full_user =
 Test(resource, projection_attributes)
 {
     char *s = project(SG_RT_USER, "userName,name.givenName", NULL, full_user);
-    cr_assert_str_eq(s, "{\"id\":\"1\",\"meta\":{\"resourceType\":\"User\"},\"name\":{\"givenName\":"
-                        "\"A\"},\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],"
-                        "\"userName\":\"a\"}");
+    cr_assert_str_eq(s,
+                     "{\"id\":\"1\",\"meta\":{\"resourceType\":\"User\"},\"name\":{\"givenName\":"
+                     "\"A\"},\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],"
+                     "\"userName\":\"a\"}");
     free(s);
     s = project(SG_RT_USER, "emails.value," ENT ":department", NULL, full_user);
     cr_assert(strstr(s, "\"emails\":[{\"value\":\"a@x\"}]"), "%s", s);

@@ -28,9 +28,15 @@ Test(fold, invalid_utf8_is_kept_bytewise)
 {
     cr_assert(sg_fold_init());
     sg_buf b = {0};
-    cr_assert_eq(sg_fold("A\xFF" "B", 3, &b), SG_OK);
+    cr_assert_eq(sg_fold("A\xFF"
+                         "B",
+                         3, &b),
+                 SG_OK);
     cr_assert_eq(b.len, 3);
-    cr_assert(!memcmp(b.data, "a\xFF" "b", 3));
+    cr_assert(!memcmp(b.data,
+                      "a\xFF"
+                      "b",
+                      3));
     sg_buf_free(&b);
     cr_assert_not(sg_utf8_valid("\xC0\x80", 2), "overlong NUL");
     cr_assert_not(sg_utf8_valid("\xED\xA0\x80", 3), "surrogate");

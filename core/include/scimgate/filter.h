@@ -85,14 +85,14 @@ struct sg_filter {
      * inside a value path carry the full path ("emails.type"). */
     const sg_filter *a;
     const sg_filter *b;
-    sg_attr_ref attr;   /* comparisons, PR and VALUEPATH (attr.sub == NULL)  */
-    sg_vtype vtype;     /* literal type                                      */
-    const char *str;    /* SG_VT_STRING: NUL-terminated, folded when the
-                           attribute is not SG_ATTR_CASE_EXACT               */
-    size_t len;         /* byte length of `str`                              */
-    double num;         /* SG_VT_NUMBER                                      */
-    int boolean;        /* SG_VT_BOOL: 0 or 1                                */
-    unsigned pos;       /* byte offset in the filter text (for messages)     */
+    sg_attr_ref attr; /* comparisons, PR and VALUEPATH (attr.sub == NULL)  */
+    sg_vtype vtype;   /* literal type                                      */
+    const char *str;  /* SG_VT_STRING: NUL-terminated, folded when the
+                         attribute is not SG_ATTR_CASE_EXACT               */
+    size_t len;       /* byte length of `str`                              */
+    double num;       /* SG_VT_NUMBER                                      */
+    int boolean;      /* SG_VT_BOOL: 0 or 1                                */
+    unsigned pos;     /* byte offset in the filter text (for messages)     */
 };
 
 #endif

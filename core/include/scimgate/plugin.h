@@ -30,10 +30,10 @@ typedef enum sg_plugin_kind {
 } sg_plugin_kind;
 
 typedef struct sg_plugin_reg {
-    SG_ABI_HEADER;         /* the ABI the plugin was built against */
+    SG_ABI_HEADER; /* the ABI the plugin was built against */
     sg_plugin_kind kind;
-    const char *name;      /* "sqlite", "bearer": static storage   */
-    const void *vtab;      /* static storage                       */
+    const char *name; /* "sqlite", "bearer": static storage   */
+    const void *vtab; /* static storage                       */
 } sg_plugin_reg;
 
 #define SG_PLUGIN_ENTRY "sg_plugin_init"

@@ -70,22 +70,22 @@ typedef int (*sg_tenant_fn)(void *ud, const sg_tenant *t);
 /* What an auth plugin needs to check a presented token (fixed size, so the
  * lookup never allocates). */
 struct sg_token_info {
-    char tenant[65];                    /* owning tenant id               */
-    unsigned char hash[SG_HASH_LEN];    /* host->token_hash of the secret */
-    int64_t expires_ms;                 /* 0: never                       */
-    int revoked;                        /* 1: revoked                     */
-    int tenant_disabled;                /* 1: the tenant is disabled      */
+    char tenant[65];                 /* owning tenant id               */
+    unsigned char hash[SG_HASH_LEN]; /* host->token_hash of the secret */
+    int64_t expires_ms;              /* 0: never                       */
+    int revoked;                     /* 1: revoked                     */
+    int tenant_disabled;             /* 1: the tenant is disabled      */
 };
 
 typedef struct sg_token {
-    const char *id;       /* public part of the token                      */
+    const char *id; /* public part of the token                      */
     const char *tenant;
     const unsigned char *hash; /* SG_HASH_LEN bytes (input only)           */
     int64_t created_ms;
-    int64_t expires_ms;   /* 0: never                                      */
-    int64_t revoked_ms;   /* 0: live                                       */
-    int64_t last_used_ms; /* 0: never used                                 */
-    const char *last_addr;/* NULL when never used                          */
+    int64_t expires_ms;    /* 0: never                                      */
+    int64_t revoked_ms;    /* 0: live                                       */
+    int64_t last_used_ms;  /* 0: never used                                 */
+    const char *last_addr; /* NULL when never used                          */
 } sg_token;
 
 typedef int (*sg_token_fn)(void *ud, const sg_token *t);
@@ -93,8 +93,9 @@ typedef int (*sg_token_fn)(void *ud, const sg_token *t);
 /* ---- resources --------------------------------------------------------- */
 
 /* sg_key.flags */
-#define SG_KEY_UNIQUE 0x01u /* at most one resource of the type per tenant
-                               may hold this (attr, folded) pair            */
+/* At most one resource of the type per tenant may hold this (attr, folded)
+ * pair. */
+#define SG_KEY_UNIQUE 0x01u
 
 /* An index key the core extracted from a resource. A resource may have
  * several keys with the same `attr` (multi-valued attributes). */
@@ -128,8 +129,8 @@ typedef struct sg_query {
     const sg_filter *filter; /* NULL: every resource of the type           */
     const sg_attr_ref *sort; /* NULL: creation order                       */
     int sort_descending;
-    int64_t start_index;     /* 1-based offset into the matching rows      */
-    int64_t count;           /* at most this many rows; 0: count only       */
+    int64_t start_index; /* 1-based offset into the matching rows      */
+    int64_t count;       /* at most this many rows; 0: count only       */
 } sg_query;
 
 typedef struct sg_search_out {
@@ -142,7 +143,7 @@ typedef struct sg_search_out {
      * sets `residual` before its first call of the row callback, so the
      * core can filter rows as they arrive. */
     const sg_filter *residual;
-    int64_t total;  /* matching rows when residual == NULL, else -1        */
+    int64_t total; /* matching rows when residual == NULL, else -1        */
     /* 1 when the rows follow query.sort (or no sort was asked for). When a
      * sort was asked for and the plugin cannot follow it, it sets 0 and
      * returns every matching row in creation order, ignoring start_index and
@@ -227,10 +228,9 @@ typedef struct sg_storage_vtab {
                              const sg_member *m, size_t n, sg_error *err);
     sg_status (*members_remove)(sg_conn *c, const char *tenant, const char *group_id,
                                 const char *const *ids, size_t n, sg_error *err);
-    sg_status (*members_clear)(sg_conn *c, const char *tenant, const char *group_id,
-                               sg_error *err);
-    sg_status (*members_list)(sg_conn *c, const char *tenant, const char *group_id,
-                              sg_member_fn fn, void *ud, sg_error *err);
+    sg_status (*members_clear)(sg_conn *c, const char *tenant, const char *group_id, sg_error *err);
+    sg_status (*members_list)(sg_conn *c, const char *tenant, const char *group_id, sg_member_fn fn,
+                              void *ud, sg_error *err);
     sg_status (*resolve)(sg_conn *c, const char *tenant, const char *const *ids, size_t n,
                          sg_rtype *types, sg_error *err);
 
