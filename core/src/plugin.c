@@ -98,9 +98,9 @@ bool sg_plugin_load(const char *path, sg_plugin_kind kind, sg_plugin_reg *reg, v
         return false;
     }
     if (reg->kind != kind) {
-        snprintf(err, errlen, "plugin %s is a %s plugin, expected a %s plugin", path,
-                 reg->kind == SG_PLUGIN_STORAGE ? "storage" : "auth",
-                 kind == SG_PLUGIN_STORAGE ? "storage" : "auth");
+        snprintf(err, errlen, "plugin %s is %s plugin, expected %s plugin", path,
+                 reg->kind == SG_PLUGIN_STORAGE ? "a storage" : "an auth",
+                 kind == SG_PLUGIN_STORAGE ? "a storage" : "an auth");
         dlclose(h);
         return false;
     }
