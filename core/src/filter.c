@@ -371,8 +371,10 @@ static sg_filter *parse_attr_expr(parser *p, const sg_attr *ctx)
     if (p->pos < p->len && p->s[p->pos] == '[') {
         /* A value path: attr[filter] optionally followed by .sub op value. */
         if (ctx) return fail(p, p->pos, "%s", "value paths cannot nest");
-        if (sub || !attr->multi || attr->type != SG_AT_COMPLEX)
-            return fail(p, pos, "\"%s\" is not a multi-valued complex attribute", attr->name);
+        /* Single-valued complex attributes are allowed too: Entra removes a
+         * manager with manager[value eq "id"]. */
+        if (sub || attr->type != SG_AT_COMPLEX)
+            return fail(p, pos, "\"%s\" is not a complex attribute", attr->name);
         size_t bpos = p->pos++;
         if (++p->depth > p->max_depth) return fail(p, bpos, "%s", "the filter nests too deeply");
         sg_filter *vp = new_node(p, SG_FOP_VALUEPATH, pos);
@@ -785,6 +787,13 @@ sg_status sg_filter_eval(const sg_filter *f, const sg_eval_ctx *ctx, bool *match
 {
     scope sc = {0};
     return eval(f, ctx, &sc, match);
+}
+
+sg_status sg_filter_eval_element(const sg_filter *vp, const sg_eval_ctx *ctx, const json_t *element,
+                                 bool *match)
+{
+    scope sc = {vp->attr.name, vp->attr.schema, element};
+    return eval(vp->a, ctx, &sc, match);
 }
 
 /* ---- formatting ---------------------------------------------------------------- */

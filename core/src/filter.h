@@ -49,6 +49,13 @@ typedef struct sg_eval_ctx {
  * failed membership look-up. */
 sg_status sg_filter_eval(const sg_filter *f, const sg_eval_ctx *ctx, bool *match);
 
+/* Does `element` (one value of the complex attribute named by the value
+ * path `vp`, a SG_FOP_VALUEPATH node) satisfy the path's element filter?
+ * Used by PATCH to pick the elements a path such as
+ * emails[type eq "work"] addresses. */
+sg_status sg_filter_eval_element(const sg_filter *vp, const sg_eval_ctx *ctx, const json_t *element,
+                                 bool *match);
+
 /* Render a tree as canonical filter text (tests and logs). */
 sg_status sg_filter_format(const sg_filter *f, sg_buf *out);
 

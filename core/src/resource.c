@@ -20,7 +20,7 @@ static sg_status bad(sg_error *err, const char *path, const char *what)
 }
 
 /* Convert a single (non-array) value. *out NULL means "not set". */
-static sg_status convert_single(const sg_attr *a, const json_t *v, json_t **out, sg_error *err)
+sg_status sg_attr_convert_one(const sg_attr *a, const json_t *v, json_t **out, sg_error *err)
 {
     *out = NULL;
     if (!v || json_is_null(v)) return SG_OK;
@@ -54,7 +54,7 @@ static sg_status convert_single(const sg_attr *a, const json_t *v, json_t **out,
                 s = bad(err, sub->path, "is single-valued");
                 break;
             }
-            if ((s = convert_single(sub, sv, &c, err)) != SG_OK) break;
+            if ((s = sg_attr_convert_one(sub, sv, &c, err)) != SG_OK) break;
             if (c)
                 json_object_set_new(o, sub->name, c);
             else
@@ -105,7 +105,7 @@ static sg_status convert_single(const sg_attr *a, const json_t *v, json_t **out,
 }
 
 /* Convert a value for attribute `a`, single- or multi-valued. */
-static sg_status convert(const sg_attr *a, const json_t *v, json_t **out, sg_error *err)
+sg_status sg_attr_convert(const sg_attr *a, const json_t *v, json_t **out, sg_error *err)
 {
     *out = NULL;
     if (!v || json_is_null(v)) return SG_OK;
@@ -116,14 +116,14 @@ static sg_status convert(const sg_attr *a, const json_t *v, json_t **out, sg_err
             if (json_array_size(v) > 1) return bad(err, a->path, "is single-valued");
             v = json_array_get(v, 0);
         }
-        return convert_single(a, v, out, err);
+        return sg_attr_convert_one(a, v, out, err);
     }
     json_t *arr = json_array();
     if (!arr) return sg_error_set(err, SG_ENOMEM, NULL, "out of memory");
     size_t n = json_is_array(v) ? json_array_size(v) : 1;
     for (size_t i = 0; i < n; i++) {
         json_t *c;
-        sg_status s = convert_single(a, json_is_array(v) ? json_array_get(v, i) : v, &c, err);
+        sg_status s = sg_attr_convert_one(a, json_is_array(v) ? json_array_get(v, i) : v, &c, err);
         if (s != SG_OK) {
             json_decref(arr);
             return s;
@@ -187,15 +187,20 @@ static sg_status set_attr(build *b, const sg_resolved *r, const json_t *v)
         json_object_set(wrapper, r->sub->name, (json_t *)v);
         json_t *old = json_object_get(target, a->name);
         if (json_is_object(old) && !a->multi) json_object_update_missing(wrapper, old);
-        s = convert(a, wrapper, &c, b->err);
+        s = sg_attr_convert(a, wrapper, &c, b->err);
         json_decref(wrapper);
     } else {
-        s = convert(a, v, &c, b->err);
+        s = sg_attr_convert(a, v, &c, b->err);
     }
     if (s != SG_OK) return s;
     if ((a->flags & SG_ATTR_MEMBERS) && b->rt->type == SG_RT_GROUP) {
         json_decref(b->members);
-        b->members = c ? c : json_array();
+        b->members = json_array();
+        size_t i;
+        json_t *e;
+        if (c)
+            json_array_foreach(c, i, e) json_array_append(b->members, json_object_get(e, "value"));
+        json_decref(c);
         return b->members ? SG_OK : sg_error_set(b->err, SG_ENOMEM, NULL, "out of memory");
     }
     if (c)
@@ -285,43 +290,54 @@ sg_status sg_resource_inbound(const sg_rtdef *rt, const json_t *doc, sg_inbound 
     build b = {.rt = rt, .core = json_object(), .ext = ext, .err = err};
     if (!b.core) return sg_error_set(err, SG_ENOMEM, NULL, "out of memory");
     sg_status s = walk_object(&b, NULL, doc);
-    if (s == SG_OK) s = check_required(rt->core->attrs, rt->core->nattrs, b.core, err);
-    for (size_t i = 0; s == SG_OK && i < rt->nexts; i++) {
-        if (ext[i] && json_object_size(ext[i]) == 0) {
-            json_decref(ext[i]);
-            ext[i] = NULL;
-        }
-        if (!ext[i] && rt->ext_required[i])
-            s = sg_error_set(err, SG_EINVALID, "invalidValue", "schema extension %s is required",
-                             rt->exts[i]->id);
-        else if (ext[i])
-            s = check_required(rt->exts[i]->attrs, rt->exts[i]->nattrs, ext[i], err);
-    }
-    json_t *body = NULL, *sch = NULL;
+    json_t *body = NULL;
     if (s == SG_OK) {
-        body = json_object();
-        sch = json_array();
-        if (!body || !sch) s = sg_error_set(err, SG_ENOMEM, NULL, "out of memory");
+        /* schemas first (sg_resource_finish fills it), then the attributes
+         * in arrival order, then the extension objects. */
+        body = json_pack("{s[]}", "schemas");
+        if (!body) s = sg_error_set(err, SG_ENOMEM, NULL, "out of memory");
     }
     if (s == SG_OK) {
-        json_array_append_new(sch, json_string(rt->core->id));
-        for (size_t i = 0; i < rt->nexts; i++)
-            if (ext[i]) json_array_append_new(sch, json_string(rt->exts[i]->id));
-        json_object_set_new(body, "schemas", sch);
-        sch = NULL;
         json_object_update(body, b.core);
         for (size_t i = 0; i < rt->nexts; i++)
             if (ext[i]) json_object_set(body, rt->exts[i]->id, ext[i]);
+        s = sg_resource_finish(rt, body, err);
+    }
+    if (s == SG_OK) {
         in->body = body;
         in->members = b.members;
         b.members = NULL;
         body = NULL;
     }
     json_decref(body);
-    json_decref(sch);
     json_decref(b.core);
     json_decref(b.members);
     for (size_t i = 0; i < rt->nexts; i++) json_decref(ext[i]);
+    return s;
+}
+
+sg_status sg_resource_finish(const sg_rtdef *rt, json_t *body, sg_error *err)
+{
+    json_t *sch = json_array();
+    if (!sch) return sg_error_set(err, SG_ENOMEM, NULL, "out of memory");
+    json_array_append_new(sch, json_string(rt->core->id));
+    sg_status s = check_required(rt->core->attrs, rt->core->nattrs, body, err);
+    for (size_t i = 0; s == SG_OK && i < rt->nexts; i++) {
+        json_t *e = json_object_get(body, rt->exts[i]->id);
+        if (e && (!json_is_object(e) || json_object_size(e) == 0)) {
+            json_object_del(body, rt->exts[i]->id);
+            e = NULL;
+        }
+        if (!e && rt->ext_required[i])
+            s = sg_error_set(err, SG_EINVALID, "invalidValue", "schema extension %s is required",
+                             rt->exts[i]->id);
+        else if (e) {
+            s = check_required(rt->exts[i]->attrs, rt->exts[i]->nattrs, e, err);
+            json_array_append_new(sch, json_string(rt->exts[i]->id));
+        }
+    }
+    if (s == SG_OK) json_object_set(body, "schemas", sch);
+    json_decref(sch);
     return s;
 }
 

@@ -21,11 +21,11 @@
 #include "schema.h"
 #include "scimgate/plugin.h"
 
-/* Group members as sent: a JSON array of {"value": id[, "display": ...]},
- * in canonical form (owned by the caller). */
+/* A canonical body and, for groups, the member ids it carried. */
 typedef struct sg_inbound {
     json_t *body;    /* canonical body; "id" not yet set                   */
-    json_t *members; /* groups: array, or NULL when "members" was absent   */
+    json_t *members; /* groups: array of member ids, or NULL when "members"
+                        was absent                                         */
 } sg_inbound;
 
 /*
@@ -35,6 +35,21 @@ typedef struct sg_inbound {
 */
 sg_status sg_resource_inbound(const sg_rtdef *rt, const json_t *doc, sg_inbound *in, sg_error *err);
 void sg_inbound_free(sg_inbound *in);
+
+/*
+** Convert one client value for attribute `a` as a POST body would be
+** converted (types checked, names canonical, "True"/"False" to booleans,
+** "" and null to "not set"). sg_attr_convert takes the attribute's whole
+** value (an array for multi-valued attributes; a lone value is wrapped);
+** sg_attr_convert_one takes a single element. OUT: *out, a new reference, or
+** NULL for "not set".
+*/
+sg_status sg_attr_convert(const sg_attr *a, const json_t *v, json_t **out, sg_error *err);
+sg_status sg_attr_convert_one(const sg_attr *a, const json_t *v, json_t **out, sg_error *err);
+
+/* Rebuild "schemas" from the extensions present and drop empty extension
+ * objects; check required attributes. SG_EINVALID when one is missing. */
+sg_status sg_resource_finish(const sg_rtdef *rt, json_t *body, sg_error *err);
 
 /* Put "id" right after "schemas" in a canonical body. */
 sg_status sg_resource_set_id(json_t *body, const char *id);

@@ -460,7 +460,12 @@ bool sg_schema_resolve(const sg_rtdef *rt, const char *path, size_t len, sg_reso
         out->common = true;
         return true;
     }
-    return resolve_in(rt->core, path, len, out);
+    if (resolve_in(rt->core, path, len, out)) return true;
+    /* A bare extension attribute: Entra's old samples say "manager" for the
+     * enterprise extension's manager. The first extension that has it. */
+    for (size_t i = 0; i < rt->nexts; i++)
+        if (resolve_in(rt->exts[i], path, len, out)) return true;
+    return false;
 }
 
 void sg_attr_ref_fill(sg_attr_ref *ref, const sg_attr *attr, const sg_attr *sub)

@@ -82,8 +82,9 @@ typedef struct sg_resolved {
 /*
 ** Resolve "userName", "name.givenName", "emails.value", "meta.created",
 ** "urn:...:enterprise:2.0:User:manager.value", "urn:...:enterprise:2.0:User"
-** (the whole extension) and Entra's old "urn:...:User.department" form.
-** Names are case-insensitive. false when unknown.
+** (the whole extension), Entra's old "urn:...:User.department" form, and a
+** bare extension attribute ("manager") when the core schema has no such
+** name. Names are case-insensitive. false when unknown.
 */
 bool sg_schema_resolve(const sg_rtdef *rt, const char *path, size_t len, sg_resolved *out);
 /* A sub-attribute of `a` by case-insensitive name, or NULL. */

@@ -118,14 +118,18 @@ test("deleting a user removes it from its groups", function()
   expect.eq(#r.json.members, 0)
 end)
 
-test("PATCH is not supported yet and says so", function()
+test("PATCH adds members (Entra's default shape) and answers 204", function()
   local r = http.patch(gw.url .. "/Groups/" .. group.id, {
     schemas = json.array{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
     Operations = json.array{{op = "Add", path = "members", value = json.array{{value = users[2]}}}}},
     hdrs())
-  expect.status(r, 501)
+  expect.status(r, 204)
+  expect.eq(r.body, "")
+  r = http.get(gw.url .. "/Groups/" .. group.id, gw:auth())
+  expect.eq(#r.json.members, 1)
+  expect.eq(r.json.members[1].value, users[2])
   local spc = http.get(gw.url .. "/ServiceProviderConfig", gw:auth())
-  expect.eq(spc.json.patch.supported, false)
+  expect.eq(spc.json.patch.supported, true)
 end)
 
 test("DELETE group is 204, then 404 twice", function()

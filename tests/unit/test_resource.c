@@ -183,7 +183,7 @@ Test(resource, group_members_are_split_off)
                          &in, &err),
                  SG_OK, "%s", err.detail);
     cr_assert_null(json_object_get(in.body, "members"));
-    assert_json(in.members, "[{\"value\":\"u1\"},{\"value\":\"u2\"}]");
+    assert_json(in.members, "[\"u1\",\"u2\"]");
     assert_json(json_object_get(in.body, "schemas"),
                 "[\"urn:ietf:params:scim:schemas:core:2.0:Group\"]");
     sg_inbound_free(&in);
