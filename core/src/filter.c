@@ -69,7 +69,12 @@ typedef struct parser {
     sg_filter_tree *t;
     sg_error *err;
     bool failed;
+    bool lenient; /* unknown attributes are absent, not an error */
 } parser;
+
+/* Internal constant nodes for lenient parsing; simplified away before a
+ * tree leaves this file (storage never sees them). */
+#define FOP_CONST ((sg_fop)100)
 
 static sg_filter *fail(parser *p, size_t pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -359,6 +364,50 @@ static sg_filter *parse_comparison(parser *p, sg_filter *f, size_t pos)
     return fail(p, opos, "%s", "an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr) is expected");
 }
 
+/* An attribute the resource type does not have, in lenient mode: read the
+ * rest of the expression (a value filter, a sub-attribute, the comparison)
+ * and stand for "false": the attribute is absent. */
+static sg_filter *parse_unknown(parser *p, size_t pos)
+{
+    if (p->pos < p->len && p->s[p->pos] == '[') {
+        bool in_str = false;
+        size_t i = p->pos + 1;
+        for (; i < p->len; i++) {
+            if (in_str) {
+                if (p->s[i] == '\\')
+                    i++;
+                else if (p->s[i] == '"')
+                    in_str = false;
+            } else if (p->s[i] == '"') {
+                in_str = true;
+            } else if (p->s[i] == ']') {
+                break;
+            }
+        }
+        if (i >= p->len) return fail(p, p->pos, "%s", "\"]\" is expected");
+        p->pos = i + 1;
+        const char *sp;
+        size_t sn;
+        if (p->pos < p->len && p->s[p->pos] == '.') {
+            p->pos++;
+            if (!read_path(p, &sp, &sn))
+                return fail(p, p->pos, "%s", "a sub-attribute is expected");
+        } else {
+            sg_filter *f = new_node(p, FOP_CONST, pos);
+            return f; /* attr[filter] alone */
+        }
+    }
+    sg_filter *f = new_node(p, SG_FOP_EQ, pos);
+    if (!f) return NULL;
+    f->attr.type = SG_AT_STRING;
+    f->attr.flags = SG_ATTR_CASE_EXACT;
+    f->attr.path = f->attr.name = "";
+    if (!parse_comparison(p, f, pos)) return NULL;
+    sg_filter *c = new_node(p, FOP_CONST, pos);
+    if (c) c->boolean = f->op == SG_FOP_NE; /* absent ne x is true, like the evaluator */
+    return c;
+}
+
 static sg_filter *parse_attr_expr(parser *p, const sg_attr *ctx)
 {
     size_t pos = p->pos;
@@ -366,6 +415,12 @@ static sg_filter *parse_attr_expr(parser *p, const sg_attr *ctx)
     size_t n;
     if (!read_path(p, &path, &n)) return fail(p, pos, "%s", "an attribute name is expected");
     const sg_attr *attr, *sub;
+    if (p->lenient) {
+        sg_resolved r;
+        bool known = (ctx && sg_attr_sub(ctx, path, n)) ||
+                     (sg_schema_resolve(p->rt, path, n, &r) && r.attr && (!ctx || r.attr == ctx));
+        if (!known) return parse_unknown(p, pos);
+    }
     if (!resolve(p, ctx, path, n, pos, &attr, &sub)) return NULL;
 
     if (p->pos < p->len && p->s[p->pos] == '[') {
@@ -492,8 +547,72 @@ static sg_filter *parse_or(parser *p, const sg_attr *ctx)
     return left;
 }
 
+static bool is_const(const sg_filter *f, int value)
+{
+    return f->op == FOP_CONST && (value < 0 || f->boolean == value);
+}
+
+/* Fold the constants of lenient parsing away: the result is either free of
+ * them or a single constant node. */
+static sg_filter *simplify(parser *p, sg_filter *f)
+{
+    sg_filter *a, *b;
+    switch ((int)f->op) {
+    case SG_FOP_AND:
+    case SG_FOP_OR: {
+        bool and = f->op == SG_FOP_AND;
+        a = simplify(p, (sg_filter *)f->a);
+        b = a ? simplify(p, (sg_filter *)f->b) : NULL;
+        if (!a || !b) return NULL;
+        int absorbing = and? 0 : 1, identity = and? 1 : 0;
+        if (is_const(a, absorbing)) return a;
+        if (is_const(b, absorbing)) return b;
+        if (is_const(a, identity)) return b;
+        if (is_const(b, identity)) return a;
+        f->a = a;
+        f->b = b;
+        return f;
+    }
+    case SG_FOP_NOT:
+        a = simplify(p, (sg_filter *)f->a);
+        if (!a) return NULL;
+        if (is_const(a, -1)) {
+            a->boolean = !a->boolean;
+            return a;
+        }
+        f->a = a;
+        return f;
+    case SG_FOP_VALUEPATH:
+        a = simplify(p, (sg_filter *)f->a);
+        if (!a) return NULL;
+        if (is_const(a, 0)) return a;
+        if (is_const(a, 1)) {
+            /* attr[true] is "attr has a value". */
+            f->op = SG_FOP_PR;
+            f->a = f->b = NULL;
+            return f;
+        }
+        f->a = a;
+        return f;
+    default:
+        return f;
+    }
+}
+
 sg_status sg_filter_parse(const sg_rtdef *rt, const char *text, size_t len,
                           const sg_filter_limits *lim, sg_filter_tree **out, sg_error *err)
+{
+    return sg_filter_parse_ex(rt, text, len, lim, false, out, err);
+}
+
+int sg_filter_constant(const sg_filter_tree *t)
+{
+    return t->root->op == FOP_CONST ? t->root->boolean : -1;
+}
+
+sg_status sg_filter_parse_ex(const sg_rtdef *rt, const char *text, size_t len,
+                             const sg_filter_limits *lim, bool lenient, sg_filter_tree **out,
+                             sg_error *err)
 {
     *out = NULL;
     if (len > lim->max_length)
@@ -503,7 +622,13 @@ sg_status sg_filter_parse(const sg_rtdef *rt, const char *text, size_t len,
         return sg_error_set(err, SG_EINVALID, "invalidFilter", "the filter contains a NUL byte");
     sg_filter_tree *t = calloc(1, sizeof *t);
     if (!t) return sg_error_set(err, SG_ENOMEM, NULL, "out of memory");
-    parser p = {.rt = rt, .s = text, .len = len, .max_depth = lim->max_depth, .t = t, .err = err};
+    parser p = {.rt = rt,
+                .s = text,
+                .len = len,
+                .max_depth = lim->max_depth,
+                .t = t,
+                .err = err,
+                .lenient = lenient};
     skip_ws(&p);
     if (p.pos == len) {
         sg_filter_free(t);
@@ -518,7 +643,11 @@ sg_status sg_filter_parse(const sg_rtdef *rt, const char *text, size_t len,
         sg_filter_free(t);
         return err ? err->status : SG_EINVALID;
     }
-    t->root = root;
+    t->root = simplify(&p, root);
+    if (!t->root) {
+        sg_filter_free(t);
+        return err ? err->status : SG_ENOMEM;
+    }
     *out = t;
     return SG_OK;
 }

@@ -32,6 +32,16 @@ typedef struct sg_filter_limits {
 */
 sg_status sg_filter_parse(const sg_rtdef *rt, const char *text, size_t len,
                           const sg_filter_limits *lim, sg_filter_tree **out, sg_error *err);
+/* Like sg_filter_parse; with `lenient`, an attribute the resource type does
+** not have is absent rather than an error (a search at the root spans
+** types). The tree may then reduce to a constant: see sg_filter_constant. */
+sg_status sg_filter_parse_ex(const sg_rtdef *rt, const char *text, size_t len,
+                             const sg_filter_limits *lim, bool lenient, sg_filter_tree **out,
+                             sg_error *err);
+/* -1 when the tree is a real filter; 0 when it matches nothing, 1 when it
+ * matches everything (lenient parsing only). Such a tree's root must not be
+ * handed to storage or the evaluator. */
+int sg_filter_constant(const sg_filter_tree *t);
 const sg_filter *sg_filter_root(const sg_filter_tree *t);
 void sg_filter_free(sg_filter_tree *t);
 

@@ -135,6 +135,35 @@ static size_t closing_bracket(const char *s, size_t n, size_t open)
     return n;
 }
 
+static bool name_char(char ch, bool first)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '$' ||
+           (!first && ((ch >= '0' && ch <= '9') || ch == '_' || ch == '-'));
+}
+
+/* attrPath syntax (RFC 7644 §3.10): [URN ":"] ATTRNAME ["." ATTRNAME]. An
+ * unknown but well-formed path is ignored; a malformed one is an error. */
+static bool path_syntax_ok(const char *p, size_t n)
+{
+    if (n > 4 && !strncasecmp(p, "urn:", 4)) {
+        const char *colon = p + n;
+        while (colon > p && colon[-1] != ':') colon--;
+        n -= (size_t)(colon - p);
+        p = colon;
+    }
+    int parts = 0;
+    for (size_t i = 0; i <= n; parts++) {
+        size_t b = i;
+        while (i < n && p[i] != '.') {
+            if (!name_char(p[i], i == b)) return false;
+            i++;
+        }
+        if (i == b) return false; /* empty name */
+        i++;
+    }
+    return parts <= 2;
+}
+
 static sg_status parse_path(pctx *c, const char *path, target *t)
 {
     memset(t, 0, sizeof *t);
@@ -143,11 +172,14 @@ static sg_status parse_path(pctx *c, const char *path, target *t)
     while (n && (*path == ' ' || *path == '\t')) path++, n--;
     if (n == 0) return fail(c, "invalidPath", "the path is empty");
     const char *br = memchr(path, '[', n);
+    size_t attr_len = br ? (size_t)(br - path) : n;
+    if (!path_syntax_ok(path, attr_len))
+        return fail(c, "invalidPath", "\"%.*s\" is not an attribute path", (int)attr_len, path);
     if (!br) {
         if (!sg_schema_resolve(c->rt, path, n, &t->r)) t->unknown = true;
         return SG_OK;
     }
-    size_t open = (size_t)(br - path), close = closing_bracket(path, n, open);
+    size_t open = attr_len, close = closing_bracket(path, n, open);
     if (close >= n) return fail(c, "invalidPath", "\"]\" is missing in the path");
     if (!sg_schema_resolve(c->rt, path, open, &t->r) || !t->r.attr) {
         t->unknown = true;

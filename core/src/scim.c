@@ -116,8 +116,7 @@ void sg_scim_handle(sg_worker *w, sg_request *req, sg_response *res)
         sg_scim_resources(w, req, res);
         return;
     case SG_EP_SEARCH:
-        sg_respond_error(res, 501, NULL,
-                         "POST .search is not implemented yet; use GET with filter");
+        sg_scim_search(w, req, res);
         return;
     case SG_EP_BULK:
         sg_respond_error(res, 501, NULL, "Bulk is not supported (see /ServiceProviderConfig)");

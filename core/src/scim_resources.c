@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "json.h"
+#include "fold.h"
 #include "log.h"
 #include "patch.h"
 #include "project.h"
@@ -662,12 +663,34 @@ typedef struct member_groups {
     size_t n, cap;
 } member_groups;
 
+/* A sort key (RFC 7644 §3.4.2.3) for sorting in memory, when storage cannot
+ * follow the requested order. */
+typedef struct sortkey {
+    int kind;   /* 0 missing, 1 text, 2 number */
+    char *text; /* folded when the attribute is not case-exact */
+    double num;
+} sortkey;
+
+typedef struct sortspec {
+    bool on;
+    bool desc;
+    sg_attr_ref ref;
+    const sg_attr *attr, *sub;
+} sortspec;
+
+typedef struct keyed_row {
+    rowcopy row;
+    sortkey key;
+    size_t seq; /* arrival order, the tie-breaker */
+} keyed_row;
+
 typedef struct list_state {
     rctx *c;
-    const sg_search_out *so; /* storage sets so->residual before the first row */
-    int64_t start, count;    /* 1-based window, applied here when residual */
+    const sg_search_out *so; /* storage sets residual and sorted before the first row */
+    const sortspec *sort;
+    int64_t start, count; /* 1-based window */
     int64_t matched;
-    rowcopy *rows;
+    keyed_row *rows;
     size_t nrows, cap;
     member_groups *mg;
     size_t nmg;
@@ -740,48 +763,164 @@ static bool prefetch_members(rctx *c, list_state *ls, const sg_filter *f)
     return true;
 }
 
-static sg_status keep_row(list_state *ls, const sg_resource *row)
+/* The value a resource sorts by: a multi-valued attribute sorts by its
+ * primary value, else its first (RFC 7644 §3.4.2.3). */
+static sg_status sort_key_of(const sortspec *sp, const rctx *c, const sg_resource *row, sortkey *k)
+{
+    memset(k, 0, sizeof *k);
+    const json_t *v = NULL;
+    json_t *tmp = NULL, *doc = NULL;
+    if (sp->ref.flags & SG_ATTR_META) {
+        const char *s = !strcmp(sp->ref.path, "id")                  ? row->id
+                        : !strcmp(sp->ref.path, "meta.created")      ? row->created
+                        : !strcmp(sp->ref.path, "meta.lastModified") ? row->modified
+                                                                     : NULL;
+        if (s) v = tmp = json_string(s);
+    } else {
+        doc = json_loadb(row->json, row->json_len, 0, NULL);
+        if (!doc) return SG_EINTERNAL;
+        const json_t *cont = doc;
+        if (sp->attr->schema != c->rt->core &&
+            strncmp(sp->attr->schema->id, "urn:scimgate:common", 19))
+            cont = json_object_get(doc, sp->attr->schema->id);
+        v = cont ? json_object_get(cont, sp->attr->name) : NULL;
+        if (json_is_array(v)) {
+            const json_t *pick = json_array_get(v, 0), *e;
+            size_t i;
+            json_array_foreach(v, i, e) if (json_is_true(json_object_get(e, "primary"))) pick = e;
+            v = pick;
+        }
+        const sg_attr *sub = sp->sub                           ? sp->sub
+                             : sp->attr->type == SG_AT_COMPLEX ? sp->attr->value_sub
+                                                               : NULL;
+        if (sub) v = json_object_get(v, sub->name);
+    }
+    sg_status s = SG_OK;
+    if (json_is_string(v)) {
+        sg_buf b = {0};
+        const char *str = json_string_value(v);
+        size_t n = json_string_length(v);
+        if (!(sp->ref.flags & SG_ATTR_CASE_EXACT) && sp->ref.type != SG_AT_DATETIME)
+            s = sg_fold(str, n, &b);
+        else
+            s = sg_buf_append(&b, str, n);
+        k->kind = 1;
+        k->text = b.data ? sg_buf_steal(&b) : strdup("");
+        if (!k->text) s = SG_ENOMEM;
+    } else if (json_is_number(v)) {
+        k->kind = 2;
+        k->num = json_number_value(v);
+    } else if (json_is_boolean(v)) {
+        k->kind = 2;
+        k->num = json_is_true(v);
+    }
+    json_decref(tmp);
+    json_decref(doc);
+    return s;
+}
+
+static int g_sort_desc; /* qsort has no context argument; set by the caller */
+
+static int cmp_keyed(const void *pa, const void *pb)
+{
+    const keyed_row *a = pa, *b = pb;
+    int r;
+    if (a->key.kind == 0 || b->key.kind == 0) {
+        /* Missing values sort last ascending, first descending. */
+        r = (a->key.kind == 0) - (b->key.kind == 0);
+        if (g_sort_desc) r = -r;
+    } else if (a->key.kind == 1 && b->key.kind == 1) {
+        r = strcmp(a->key.text, b->key.text);
+        if (g_sort_desc) r = -r;
+    } else {
+        r = a->key.num < b->key.num ? -1 : a->key.num > b->key.num;
+        if (g_sort_desc) r = -r;
+    }
+    if (r) return r;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static sg_status keep_row(list_state *ls, const sg_resource *row, bool keyed)
 {
     if (ls->nrows == ls->cap) {
         size_t cap = ls->cap ? ls->cap * 2 : 16;
-        rowcopy *p = realloc(ls->rows, cap * sizeof *p);
+        keyed_row *p = realloc(ls->rows, cap * sizeof *p);
         if (!p) return SG_ENOMEM;
         ls->rows = p;
         ls->cap = cap;
     }
-    sg_status s = copy_row(&ls->rows[ls->nrows], row);
-    if (s == SG_OK) ls->nrows++;
+    keyed_row *k = &ls->rows[ls->nrows];
+    memset(k, 0, sizeof *k);
+    k->seq = ls->nrows;
+    sg_status s = copy_row(&k->row, row);
+    if (s == SG_OK && keyed) s = sort_key_of(ls->sort, ls->c, row, &k->key);
+    if (s == SG_OK)
+        ls->nrows++;
+    else {
+        free(k->row.json);
+        free(k->key.text);
+    }
     return s;
+}
+
+/* The core sorts (and so pages) in memory when a sort was asked for that
+ * storage could not follow. */
+static bool core_sorts(const list_state *ls)
+{
+    return ls->sort->on && !ls->so->sorted;
 }
 
 static sg_status list_cb(void *ud, const sg_resource *row)
 {
     list_state *ls = ud;
-    if (!ls->so->residual) return keep_row(ls, row);
-    json_t *doc = json_loadb(row->json, row->json_len, 0, NULL);
-    if (!doc) return SG_EINTERNAL;
-    sg_eval_ctx ec = {ls->c->rt, doc, row, has_member, ls};
-    bool match;
-    sg_status s = sg_filter_eval(ls->so->residual, &ec, &match);
-    json_decref(doc);
-    if (s != SG_OK || !match) return s;
+    if (!ls->so->residual && !core_sorts(ls)) return keep_row(ls, row, false); /* paged */
+    if (ls->so->residual) {
+        json_t *doc = json_loadb(row->json, row->json_len, 0, NULL);
+        if (!doc) return SG_EINTERNAL;
+        sg_eval_ctx ec = {ls->c->rt, doc, row, has_member, ls};
+        bool match;
+        sg_status s = sg_filter_eval(ls->so->residual, &ec, &match);
+        json_decref(doc);
+        if (s != SG_OK || !match) return s;
+    }
     ls->matched++;
-    if (ls->matched >= ls->start && ls->matched < ls->start + ls->count) return keep_row(ls, row);
+    if (core_sorts(ls)) return keep_row(ls, row, true);
+    if (ls->matched >= ls->start && ls->matched < ls->start + ls->count)
+        return keep_row(ls, row, false);
     return SG_OK;
 }
 
+static void free_rows(list_state *ls)
+{
+    for (size_t i = 0; i < ls->nrows; i++) {
+        free(ls->rows[i].row.json);
+        free(ls->rows[i].key.text);
+    }
+    free(ls->rows);
+    ls->rows = NULL;
+    ls->nrows = ls->cap = 0;
+}
+
+/* What a list request asks for, from the query string or a .search body. */
+typedef struct list_args {
+    const char *filter;
+    const char *attributes, *excluded;
+    const char *sort_by, *sort_order;
+    const char *start_index, *count; /* text, as in the query string */
+} list_args;
+
 /* startIndex and count (RFC 7644 §3.4.2.4): below 1 means 1; a negative
  * count means 0; count is capped at limits.page_max. */
-static bool page_params(rctx *c, const sg_params *p, int64_t *start, int64_t *count)
+static bool page_params(rctx *c, const list_args *a, int64_t *start, int64_t *count)
 {
     const sg_limits *l = &c->w->srv->cfg->limits;
     *start = 1;
     *count = l->page_default;
-    if (p->start_index && !sg_parse_i64(p->start_index, start)) {
+    if (a->start_index && !sg_parse_i64(a->start_index, start)) {
         sg_error_set(&c->err, SG_EINVALID, "invalidValue", "startIndex must be an integer");
         return fail(c);
     }
-    if (p->count && !sg_parse_i64(p->count, count)) {
+    if (a->count && !sg_parse_i64(a->count, count)) {
         sg_error_set(&c->err, SG_EINVALID, "invalidValue", "count must be an integer");
         return fail(c);
     }
@@ -791,32 +930,64 @@ static bool page_params(rctx *c, const sg_params *p, int64_t *start, int64_t *co
     return true;
 }
 
-static void handle_list(rctx *c)
+static bool sort_params(rctx *c, const list_args *a, sortspec *sp)
 {
-    sg_params params;
-    if (sg_params_parse(c->req->query, &params, &c->err) != SG_OK) {
-        fail(c);
-        return;
+    memset(sp, 0, sizeof *sp);
+    if (a->sort_order && *a->sort_order) {
+        if (!strcasecmp(a->sort_order, "descending"))
+            sp->desc = true;
+        else if (strcasecmp(a->sort_order, "ascending")) {
+            sg_error_set(&c->err, SG_EINVALID, "invalidValue",
+                         "sortOrder must be ascending or descending");
+            return fail(c);
+        }
     }
-    list_state ls = {.c = c};
-    sg_filter_tree *tree = NULL;
+    if (!a->sort_by || !*a->sort_by) return true;
+    sg_resolved r;
+    if (!sg_schema_resolve(c->rt, a->sort_by, strlen(a->sort_by), &r) || !r.attr ||
+        (r.attr->type == SG_AT_COMPLEX && !r.sub && !r.attr->value_sub) ||
+        (r.sub && r.attr->multi && r.sub != r.attr->value_sub)) {
+        sg_error_set(&c->err, SG_EINVALID, "invalidValue",
+                     "sortBy must name an attribute with a single value to sort by: %.100s",
+                     a->sort_by);
+        return fail(c);
+    }
+    sp->on = true;
+    sp->attr = r.attr;
+    sp->sub = r.sub;
+    sg_attr_ref_fill(&sp->ref, r.attr,
+                     r.sub                           ? r.sub
+                     : r.attr->type == SG_AT_COMPLEX ? r.attr->value_sub
+                                                     : NULL);
+    return true;
+}
+
+/*
+** Run one list query inside the current read transaction: append the
+** rendered resources (comma-separated) to `out` and report how many
+** matched and how many were rendered.
+*/
+static bool run_list(rctx *c, const sg_filter *filter, const list_args *a, int64_t start,
+                     int64_t count, sg_buf *out, int64_t *total, size_t *items)
+{
+    list_state ls = {.c = c, .start = start, .count = count};
+    sortspec sp;
     sg_projection proj = {0};
-    sg_buf out = {0};
-    int64_t total = 0;
-    if (!page_params(c, &params, &ls.start, &ls.count)) goto done;
-    if (params.filter && sg_filter_parse(c->rt, params.filter, strlen(params.filter),
-                                         &c->w->srv->flim, &tree, &c->err) != SG_OK) {
-        fail(c);
-        goto done;
-    }
-    if (sg_projection_parse(c->rt, params.attributes, params.excluded, &proj) != SG_OK) {
+    bool ok = false;
+    if (!sort_params(c, a, &sp)) return false;
+    ls.sort = &sp;
+    if (sg_projection_parse(c->rt, a->attributes, a->excluded, &proj) != SG_OK) {
         sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
         fail(c);
         goto done;
     }
-    const sg_filter *root = tree ? sg_filter_root(tree) : NULL;
-    if (!begin(c, SG_TXN_READ) || !prefetch_members(c, &ls, root)) goto done;
-    sg_query q = {.type = c->rt->type, .filter = root, .start_index = ls.start, .count = ls.count};
+    if (!prefetch_members(c, &ls, filter)) goto done;
+    sg_query q = {.type = c->rt->type,
+                  .filter = filter,
+                  .sort = sp.on ? &sp.ref : NULL,
+                  .sort_descending = sp.desc,
+                  .start_index = start,
+                  .count = count};
     sg_search_out so = {0};
     ls.so = &so;
     sg_status s = c->st->search(c->conn, c->tenant, &q, list_cb, &ls, &so, &c->err);
@@ -826,39 +997,181 @@ static void handle_list(rctx *c)
         fail(c);
         goto done;
     }
-    total = so.residual ? ls.matched : so.total;
-    sg_status bs = sg_buf_printf(&out,
-                                 "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:"
-                                 "ListResponse\"],\"totalResults\":%lld,\"itemsPerPage\":%zu,"
-                                 "\"startIndex\":%lld,\"Resources\":[",
-                                 (long long)total, ls.nrows, (long long)ls.start);
-    for (size_t i = 0; i < ls.nrows && bs == SG_OK; i++) {
-        if (i) bs = sg_buf_putc(&out, ',');
-        sg_resource r = as_resource(&ls.rows[i], c->rt->type);
-        if (!render(c, &r, &proj, &out)) goto done;
+    *total = so.residual ? ls.matched : so.total;
+    size_t from = 0, to = ls.nrows;
+    if (core_sorts(&ls)) {
+        g_sort_desc = sp.desc;
+        qsort(ls.rows, ls.nrows, sizeof *ls.rows, cmp_keyed);
+        from = (size_t)(start - 1) < ls.nrows ? (size_t)(start - 1) : ls.nrows;
+        to = from + (size_t)count < ls.nrows ? from + (size_t)count : ls.nrows;
     }
-    if (bs == SG_OK) bs = sg_buf_puts(&out, "]}");
-    if (bs != SG_OK) {
-        sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
-        fail(c);
-        goto done;
+    for (size_t i = from; i < to; i++) {
+        if ((*items)++ && sg_buf_putc(out, ',') != SG_OK) {
+            sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
+            fail(c);
+            goto done;
+        }
+        sg_resource r = as_resource(&ls.rows[i].row, c->rt->type);
+        if (!render(c, &r, &proj, out)) goto done;
     }
-    if (!commit(c)) goto done;
-    c->res->status = 200;
-    c->res->content_type = SG_CT_SCIM;
-    sg_buf_append(&c->res->body, out.data, out.len);
+    ok = true;
 done:
-    for (size_t i = 0; i < ls.nrows; i++) free(ls.rows[i].json);
-    free(ls.rows);
+    free_rows(&ls);
     for (size_t i = 0; i < ls.nmg; i++) {
         for (size_t k = 0; k < ls.mg[i].n; k++) free(ls.mg[i].groups[k]);
         free(ls.mg[i].groups);
     }
     free(ls.mg);
-    sg_buf_free(&out);
     sg_projection_free(&proj);
-    sg_filter_free(tree);
-    sg_params_free(&params);
+    return ok;
+}
+
+static void respond_list(rctx *c, int64_t total, size_t items, int64_t start, const sg_buf *res)
+{
+    sg_buf *b = &c->res->body;
+    c->res->status = 200;
+    c->res->content_type = SG_CT_SCIM;
+    sg_buf_printf(b,
+                  "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:ListResponse\"],"
+                  "\"totalResults\":%lld,\"itemsPerPage\":%zu,\"startIndex\":%lld,"
+                  "\"Resources\":[",
+                  (long long)total, items, (long long)start);
+    sg_buf_append(b, res->data, res->len);
+    sg_buf_puts(b, "]}");
+}
+
+/*
+** List resources of `types` (one type, or both for a search at the root).
+** A filter that names an attribute one type lacks selects nothing of that
+** type; it is an error only when no type knows it.
+*/
+static void list(rctx *c, const list_args *a, const sg_rtype *types, size_t ntypes)
+{
+    int64_t start, count;
+    if (!page_params(c, a, &start, &count)) return;
+    sg_filter_tree *trees[2] = {NULL, NULL};
+    bool usable[2] = {true, true};
+    size_t nusable = ntypes;
+    sg_error first_err;
+    sg_error_clear(&first_err);
+    /* At the root, a filter that fits some type is read leniently for the
+     * others (an attribute a type lacks is absent for it); one that fits no
+     * type is an error. */
+    for (size_t t = 0; a->filter && t < ntypes; t++) {
+        if (sg_filter_parse(sg_rt(types[t]), a->filter, strlen(a->filter), &c->w->srv->flim,
+                            &trees[t], &c->err) != SG_OK) {
+            if (!first_err.status) first_err = c->err;
+            usable[t] = false;
+            nusable--;
+        }
+    }
+    for (size_t t = 0; nusable && t < ntypes; t++) {
+        if (usable[t]) continue;
+        if (sg_filter_parse_ex(sg_rt(types[t]), a->filter, strlen(a->filter), &c->w->srv->flim,
+                               true, &trees[t], &c->err) != SG_OK)
+            continue;
+        if (sg_filter_constant(trees[t]) == 1) {
+            sg_filter_free(trees[t]); /* matches everything of this type */
+            trees[t] = NULL;
+            usable[t] = true;
+        } else if (sg_filter_constant(trees[t]) == -1) {
+            usable[t] = true;
+        }
+    }
+    if (nusable == 0) {
+        c->err = first_err;
+        fail(c);
+        return;
+    }
+    sg_buf out = {0};
+    int64_t total = 0;
+    size_t items = 0;
+    const sg_rtdef *home = c->rt;
+    bool ok = begin(c, SG_TXN_READ);
+    for (size_t t = 0; ok && t < ntypes; t++) {
+        if (!usable[t]) continue;
+        /* Across types the window continues where the previous type ended. */
+        int64_t t_total = 0;
+        int64_t t_start = start > total ? start - total : 1;
+        int64_t t_count = count - (int64_t)items;
+        c->rt = sg_rt(types[t]);
+        ok = run_list(c, trees[t] ? sg_filter_root(trees[t]) : NULL, a, t_start, t_count, &out,
+                      &t_total, &items);
+        total += t_total;
+    }
+    c->rt = home;
+    if (ok && commit(c)) respond_list(c, total, items, start, &out);
+    sg_buf_free(&out);
+    for (size_t t = 0; t < 2; t++) sg_filter_free(trees[t]);
+}
+
+static void handle_list(rctx *c)
+{
+    sg_params p;
+    if (sg_params_parse(c->req->query, &p, &c->err) != SG_OK) {
+        fail(c);
+        return;
+    }
+    list_args a = {p.filter,     p.attributes,  p.excluded, p.sort_by,
+                   p.sort_order, p.start_index, p.count};
+    sg_rtype type = c->rt->type;
+    list(c, &a, &type, 1);
+    sg_params_free(&p);
+}
+
+/* A string member of a .search body, or an array of strings joined with
+ * commas (attributes, excludedAttributes). NULL when absent. */
+static bool search_field(rctx *c, const json_t *body, const char *name, bool list_ok, char **out)
+{
+    *out = NULL;
+    const json_t *v = sg_json_iget(body, name, NULL);
+    if (!v || json_is_null(v)) return true;
+    sg_buf b = {0};
+    if (json_is_string(v)) {
+        sg_buf_append(&b, json_string_value(v), json_string_length(v));
+    } else if (json_is_integer(v)) {
+        sg_buf_printf(&b, "%lld", (long long)json_integer_value(v));
+    } else if (list_ok && json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e)
+        {
+            if (!json_is_string(e)) goto bad;
+            if (i) sg_buf_putc(&b, ',');
+            sg_buf_puts(&b, json_string_value(e));
+        }
+    } else {
+        goto bad;
+    }
+    *out = b.data ? sg_buf_steal(&b) : strdup("");
+    return true;
+bad:
+    sg_buf_free(&b);
+    sg_error_set(&c->err, SG_EINVALID, "invalidSyntax", "\"%s\" has the wrong type", name);
+    return fail(c);
+}
+
+/* POST .search (RFC 7644 §3.4.3): the query in a SearchRequest body. */
+static void handle_search(rctx *c, const sg_rtype *types, size_t ntypes)
+{
+    json_t *body;
+    if (!parse_body(c, &body)) return;
+    char *f[7] = {0};
+    static const char *const names[7] = {
+        "filter", "attributes", "excludedAttributes", "sortBy", "sortOrder", "startIndex", "count"};
+    bool ok = json_is_object(body);
+    if (!ok) {
+        sg_error_set(&c->err, SG_EINVALID, "invalidSyntax", "the body must be a SearchRequest");
+        fail(c);
+    }
+    for (size_t i = 0; ok && i < 7; i++)
+        ok = search_field(c, body, names[i], i == 1 || i == 2, &f[i]);
+    if (ok) {
+        list_args a = {f[0], f[1], f[2], f[3], f[4], f[5], f[6]};
+        list(c, &a, types, ntypes);
+    }
+    for (size_t i = 0; i < 7; i++) free(f[i]);
+    json_decref(body);
 }
 
 /* ---- dispatch ------------------------------------------------------------------- */
@@ -917,4 +1230,26 @@ void sg_scim_resources(sg_worker *w, sg_request *req, sg_response *res)
     } else {
         not_allowed(res, r->id ? "GET, PUT, PATCH, DELETE" : "GET, POST");
     }
+}
+
+void sg_scim_search(sg_worker *w, sg_request *req, sg_response *res)
+{
+    if (strcmp(req->method, "POST")) {
+        not_allowed(res, "POST");
+        return;
+    }
+    sg_rtype types[2] = {SG_RT_USER, SG_RT_GROUP};
+    size_t n = 2;
+    if (req->route.search_of == SG_EP_GROUPS)
+        types[0] = SG_RT_GROUP, n = 1;
+    else if (req->route.search_of == SG_EP_USERS)
+        n = 1;
+    rctx c = {.w = w,
+              .req = req,
+              .res = res,
+              .st = w->srv->plugins->st,
+              .tenant = req->route.tenant,
+              .rt = sg_rt(types[0])};
+    sg_error_clear(&c.err);
+    handle_search(&c, types, n);
 }

@@ -250,3 +250,45 @@ Test(filter, eval_meta_and_extension)
                     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager eq \"m-1\"",
                     user));
 }
+
+/* Lenient parsing (root .search): attributes the type lacks are absent. */
+static int lenient_const(sg_rtype type, const char *text, char *rendered, size_t n)
+{
+    sg_filter_tree *t;
+    sg_error err;
+    cr_assert_eq(sg_filter_parse_ex(sg_rt(type), text, strlen(text), &lim, true, &t, &err), SG_OK,
+                 "%s", err.detail);
+    int k = sg_filter_constant(t);
+    rendered[0] = '\0';
+    if (k < 0) {
+        sg_buf b = {0};
+        sg_filter_format(sg_filter_root(t), &b);
+        snprintf(rendered, n, "%s", b.data);
+        sg_buf_free(&b);
+    }
+    sg_filter_free(t);
+    return k;
+}
+
+Test(filter, lenient_unknown_attributes_are_absent)
+{
+    char r[256];
+    cr_assert_eq(lenient_const(SG_RT_GROUP, "userName eq \"a\"", r, sizeof r), 0);
+    cr_assert_eq(lenient_const(SG_RT_GROUP, "not (userName pr)", r, sizeof r), 1);
+    cr_assert_eq(lenient_const(SG_RT_GROUP, "userName ne \"a\"", r, sizeof r), 1);
+    cr_assert_eq(lenient_const(SG_RT_GROUP, "userName pr or displayName eq \"x\"", r, sizeof r),
+                 -1);
+    cr_assert_str_eq(r, "displayName eq \"x\"");
+    cr_assert_eq(lenient_const(SG_RT_GROUP, "userName pr and displayName eq \"x\"", r, sizeof r),
+                 0);
+    cr_assert_eq(lenient_const(SG_RT_GROUP, "emails[type eq \"work\"].value eq \"x\" or id pr", r,
+                               sizeof r),
+                 -1);
+    cr_assert_str_eq(r, "id pr");
+    cr_assert_eq(lenient_const(SG_RT_USER, "emails[nosuch eq \"x\"]", r, sizeof r), 0);
+    sg_filter_tree *t;
+    sg_error err;
+    cr_assert_eq(sg_filter_parse_ex(sg_rt(SG_RT_GROUP), "userName zz \"a\"", 15, &lim, true, &t,
+                                    &err),
+                 SG_EINVALID, "syntax errors stay errors");
+}
