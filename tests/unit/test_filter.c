@@ -281,14 +281,14 @@ Test(filter, lenient_unknown_attributes_are_absent)
     cr_assert_str_eq(r, "displayName eq \"x\"");
     cr_assert_eq(lenient_const(SG_RT_GROUP, "userName pr and displayName eq \"x\"", r, sizeof r),
                  0);
-    cr_assert_eq(lenient_const(SG_RT_GROUP, "emails[type eq \"work\"].value eq \"x\" or id pr", r,
-                               sizeof r),
-                 -1);
+    cr_assert_eq(
+        lenient_const(SG_RT_GROUP, "emails[type eq \"work\"].value eq \"x\" or id pr", r, sizeof r),
+        -1);
     cr_assert_str_eq(r, "id pr");
     cr_assert_eq(lenient_const(SG_RT_USER, "emails[nosuch eq \"x\"]", r, sizeof r), 0);
     sg_filter_tree *t;
     sg_error err;
-    cr_assert_eq(sg_filter_parse_ex(sg_rt(SG_RT_GROUP), "userName zz \"a\"", 15, &lim, true, &t,
-                                    &err),
-                 SG_EINVALID, "syntax errors stay errors");
+    cr_assert_eq(
+        sg_filter_parse_ex(sg_rt(SG_RT_GROUP), "userName zz \"a\"", 15, &lim, true, &t, &err),
+        SG_EINVALID, "syntax errors stay errors");
 }
