@@ -119,7 +119,7 @@ void sg_scim_handle(sg_worker *w, sg_request *req, sg_response *res)
         sg_scim_search(w, req, res);
         return;
     case SG_EP_BULK:
-        sg_respond_error(res, 501, NULL, "Bulk is not supported (see /ServiceProviderConfig)");
+        sg_scim_bulk(w, req, res);
         return;
     case SG_EP_ME:
         sg_respond_error(res, 501, NULL,

@@ -73,6 +73,8 @@ void sg_response_free(sg_response *res);
 /* ---- handlers ---- */
 void sg_scim_discovery(sg_worker *w, sg_request *req, sg_response *res);
 void sg_scim_resources(sg_worker *w, sg_request *req, sg_response *res);
+/* POST /Bulk (scim_bulk.c). */
+void sg_scim_bulk(sg_worker *w, sg_request *req, sg_response *res);
 /* POST .search at the root (users and groups) or below /Users or /Groups. */
 void sg_scim_search(sg_worker *w, sg_request *req, sg_response *res);
 

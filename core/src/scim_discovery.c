@@ -68,9 +68,14 @@ void sg_scim_discovery(sg_worker *w, sg_request *req, sg_response *res)
     const sg_route *r = &req->route;
     if (r->ep == SG_EP_SPC) {
         json_t *d = json_deep_copy(sg_spc_doc());
+        const sg_limits *l = &w->srv->cfg->limits;
         json_t *f = json_object_get(d, "filter");
-        if (json_is_object(f))
-            json_object_set_new(f, "maxResults", json_integer(w->srv->cfg->limits.page_max));
+        if (json_is_object(f)) json_object_set_new(f, "maxResults", json_integer(l->page_max));
+        json_t *bulk = json_object_get(d, "bulk");
+        if (json_is_object(bulk) && json_is_true(json_object_get(bulk, "supported"))) {
+            json_object_set_new(bulk, "maxOperations", json_integer(l->bulk_operations));
+            json_object_set_new(bulk, "maxPayloadSize", json_integer(l->bulk_bytes));
+        }
         set_location(d, req->tenant_url, "/ServiceProviderConfig");
         respond_json(res, 200, d);
         return;
