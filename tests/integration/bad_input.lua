@@ -81,7 +81,7 @@ test("methods that do not apply are 405 with Allow", function()
 end)
 
 test("unsupported endpoints say so", function()
-  is_scim_error(http.post(gw.url .. "/Bulk", {}, gw:auth()), 501)
+  is_scim_error(http.post(gw.url .. "/Bulk", {}, gw:auth()), 400, "invalidSyntax")
   is_scim_error(http.get(gw.url .. "/Me", gw:auth()), 501)
   is_scim_error(http.get(gw.url, gw:auth()), 404)
 end)
