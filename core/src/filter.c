@@ -840,9 +840,30 @@ static bool test_pr(const sg_filter *f, const json_t *v)
 
 static sg_status eval(const sg_filter *f, const sg_eval_ctx *c, const scope *sc, bool *m);
 
+/*
+** members[...]: members are rows, not part of the body, so the element
+** filter is answered through has_member where a membership test can answer
+** it: `value eq "id"`, and `or` of such (what storage compiles). Anything
+** else about one member cannot be told here and is false.
+*/
+static sg_status eval_members_vp(const sg_filter *f, const sg_eval_ctx *c, bool *m)
+{
+    *m = false;
+    if (f->op == SG_FOP_OR) {
+        sg_status s = eval_members_vp(f->a, c, m);
+        if (s != SG_OK || *m) return s;
+        return eval_members_vp(f->b, c, m);
+    }
+    if (f->op == SG_FOP_EQ && (f->attr.flags & SG_ATTR_MEMBERS) && f->attr.sub &&
+        !strcmp(f->attr.sub, "value") && f->vtype == SG_VT_STRING && c->has_member)
+        return c->has_member(c->ud, c->row->id, f->str, m);
+    return SG_OK;
+}
+
 static sg_status eval_valuepath(const sg_filter *f, const sg_eval_ctx *c, bool *m)
 {
     *m = false;
+    if ((f->attr.flags & SG_ATTR_MEMBERS) && !f->b) return eval_members_vp(f->a, c, m);
     const json_t *cont = container(c, &f->attr);
     const json_t *arr = cont ? json_object_get(cont, f->attr.name) : NULL;
     if (!arr) return SG_OK;

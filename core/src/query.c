@@ -56,6 +56,7 @@ sg_status sg_params_parse(const char *qs, sg_params *out, sg_error *err)
         {"sortOrder", offsetof(sg_params, sort_order)},
         {"startIndex", offsetof(sg_params, start_index)},
         {"count", offsetof(sg_params, count)},
+        {"cursor", offsetof(sg_params, cursor)},
     };
     for (const char *p = qs; *p;) {
         const char *amp = strchr(p, '&');
@@ -70,6 +71,14 @@ sg_status sg_params_parse(const char *qs, sg_params *out, sg_error *err)
                                 "the query string has a malformed %%-escape");
         }
         if (sg_str_ieq("aadOptscim062020", key, kdec)) out->aad_opt = true;
+        if (!eq && sg_str_ieq("cursor", key, kdec) && !out->cursor) {
+            out->cursor = strdup(""); /* ?cursor: the first page */
+            if (!out->cursor) {
+                free(key);
+                sg_params_free(out);
+                return sg_error_set(err, SG_ENOMEM, NULL, "out of memory");
+            }
+        }
         for (size_t i = 0; eq && i < SG_ARRAY_LEN(names); i++) {
             if (!sg_str_ieq(names[i].name, key, kdec)) continue;
             char *v = sg_form_decode(eq + 1, n - klen - 1, NULL);
@@ -98,5 +107,6 @@ void sg_params_free(sg_params *p)
     free(p->sort_order);
     free(p->start_index);
     free(p->count);
+    free(p->cursor);
     memset(p, 0, sizeof *p);
 }

@@ -19,6 +19,7 @@ typedef struct sg_params {
     char *sort_order;
     char *start_index;
     char *count;
+    char *cursor; /* RFC 9865: "" when given without a value (first page) */
     bool aad_opt; /* aadOptscim062020 was present */
 } sg_params;
 

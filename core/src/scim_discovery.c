@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "cursor.h"
 #include "json.h"
 #include "scim.h"
 #include "schema.h"
@@ -71,6 +72,12 @@ void sg_scim_discovery(sg_worker *w, sg_request *req, sg_response *res)
         const sg_limits *l = &w->srv->cfg->limits;
         json_t *f = json_object_get(d, "filter");
         if (json_is_object(f)) json_object_set_new(f, "maxResults", json_integer(l->page_max));
+        json_t *pg = json_object_get(d, "pagination");
+        if (json_is_object(pg)) {
+            json_object_set_new(pg, "defaultPageSize", json_integer(l->page_default));
+            json_object_set_new(pg, "maxPageSize", json_integer(l->page_max));
+            json_object_set_new(pg, "cursorTimeout", json_integer(SG_CURSOR_TIMEOUT_S));
+        }
         json_t *bulk = json_object_get(d, "bulk");
         if (json_is_object(bulk) && json_is_true(json_object_get(bulk, "supported"))) {
             json_object_set_new(bulk, "maxOperations", json_integer(l->bulk_operations));

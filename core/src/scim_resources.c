@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "cursor.h"
 #include "json.h"
 #include "fold.h"
 #include "log.h"
@@ -907,6 +908,7 @@ typedef struct list_args {
     const char *attributes, *excluded;
     const char *sort_by, *sort_order;
     const char *start_index, *count; /* text, as in the query string */
+    const char *cursor;              /* RFC 9865: NULL, "" (first page) or a cursor */
 } list_args;
 
 /* startIndex and count (RFC 7644 §3.4.2.4): below 1 means 1; a negative
@@ -1026,18 +1028,61 @@ done:
     return ok;
 }
 
-static void respond_list(rctx *c, int64_t total, size_t items, int64_t start, const sg_buf *res)
+static void respond_list(rctx *c, int64_t total, size_t items, int64_t start, const sg_buf *res,
+                         const char *fp, int64_t count)
 {
     sg_buf *b = &c->res->body;
     c->res->status = 200;
     c->res->content_type = SG_CT_SCIM;
     sg_buf_printf(b,
                   "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:ListResponse\"],"
-                  "\"totalResults\":%lld,\"itemsPerPage\":%zu,\"startIndex\":%lld,"
-                  "\"Resources\":[",
-                  (long long)total, items, (long long)start);
+                  "\"totalResults\":%lld,\"itemsPerPage\":%zu,",
+                  (long long)total, items);
+    if (!fp) {
+        sg_buf_printf(b, "\"startIndex\":%lld,", (long long)start);
+    } else {
+        /* Cursor paging (RFC 9865): where the next and previous pages start. */
+        char cur[SG_CURSOR_MAX];
+        int64_t now = sg_now_ms() / 1000, offset = start - 1;
+        if (offset + (int64_t)items < total && items > 0) {
+            sg_cursor_make(offset + (int64_t)items, now, fp, cur);
+            sg_buf_printf(b, "\"nextCursor\":\"%s\",", cur);
+        }
+        if (offset > 0) {
+            sg_cursor_make(offset > count ? offset - count : 0, now, fp, cur);
+            sg_buf_printf(b, "\"previousCursor\":\"%s\",", cur);
+        }
+    }
+    sg_buf_puts(b, "\"Resources\":[");
     sg_buf_append(b, res->data, res->len);
     sg_buf_puts(b, "]}");
+}
+
+/* Cursor mode: the page a cursor names, or an error. */
+static bool cursor_start(rctx *c, const list_args *a, const sg_rtype *types, size_t ntypes,
+                         char fp[17], int64_t *start)
+{
+    if (a->start_index) {
+        sg_error_set(&c->err, SG_EINVALID, "invalidValue",
+                     "use either startIndex or cursor, not both");
+        return fail(c);
+    }
+    const char *parts[6] = {ntypes > 1 ? "*" : sg_rt(types[0])->id, a->filter,     a->sort_by,
+                            a->sort_order ? a->sort_order : "",     a->attributes, a->excluded};
+    sg_cursor_fingerprint(parts, 6, fp);
+    int64_t offset = 0;
+    if (*a->cursor) {
+        sg_cursor_state st = sg_cursor_read(a->cursor, fp, sg_now_ms() / 1000, &offset);
+        if (st != SG_CURSOR_OK) {
+            sg_error_set(
+                &c->err, SG_EINVALID, st == SG_CURSOR_EXPIRED ? "expiredCursor" : "invalidCursor",
+                st == SG_CURSOR_EXPIRED ? "the cursor has expired; start again with cursor="
+                                        : "the cursor is not valid for this query");
+            return fail(c);
+        }
+    }
+    *start = offset + 1;
+    return true;
 }
 
 /*
@@ -1048,7 +1093,9 @@ static void respond_list(rctx *c, int64_t total, size_t items, int64_t start, co
 static void list(rctx *c, const list_args *a, const sg_rtype *types, size_t ntypes)
 {
     int64_t start, count;
+    char fp[17];
     if (!page_params(c, a, &start, &count)) return;
+    if (a->cursor && !cursor_start(c, a, types, ntypes, fp, &start)) return;
     sg_filter_tree *trees[2] = {NULL, NULL};
     bool usable[2] = {true, true};
     size_t nusable = ntypes;
@@ -1100,7 +1147,7 @@ static void list(rctx *c, const list_args *a, const sg_rtype *types, size_t ntyp
         total += t_total;
     }
     c->rt = home;
-    if (ok && commit(c)) respond_list(c, total, items, start, &out);
+    if (ok && commit(c)) respond_list(c, total, items, start, &out, a->cursor ? fp : NULL, count);
     sg_buf_free(&out);
     for (size_t t = 0; t < 2; t++) sg_filter_free(trees[t]);
 }
@@ -1112,8 +1159,14 @@ static void handle_list(rctx *c)
         fail(c);
         return;
     }
-    list_args a = {p.filter,     p.attributes,  p.excluded, p.sort_by,
-                   p.sort_order, p.start_index, p.count};
+    list_args a = {.filter = p.filter,
+                   .attributes = p.attributes,
+                   .excluded = p.excluded,
+                   .sort_by = p.sort_by,
+                   .sort_order = p.sort_order,
+                   .start_index = p.start_index,
+                   .count = p.count,
+                   .cursor = p.cursor};
     sg_rtype type = c->rt->type;
     list(c, &a, &type, 1);
     sg_params_free(&p);
@@ -1156,21 +1209,22 @@ static void handle_search(rctx *c, const sg_rtype *types, size_t ntypes)
 {
     json_t *body;
     if (!parse_body(c, &body)) return;
-    char *f[7] = {0};
-    static const char *const names[7] = {
-        "filter", "attributes", "excludedAttributes", "sortBy", "sortOrder", "startIndex", "count"};
+    char *f[8] = {0};
+    static const char *const names[8] = {"filter", "attributes", "excludedAttributes",
+                                         "sortBy", "sortOrder",  "startIndex",
+                                         "count",  "cursor"};
     bool ok = json_is_object(body);
     if (!ok) {
         sg_error_set(&c->err, SG_EINVALID, "invalidSyntax", "the body must be a SearchRequest");
         fail(c);
     }
-    for (size_t i = 0; ok && i < 7; i++)
+    for (size_t i = 0; ok && i < 8; i++)
         ok = search_field(c, body, names[i], i == 1 || i == 2, &f[i]);
     if (ok) {
-        list_args a = {f[0], f[1], f[2], f[3], f[4], f[5], f[6]};
+        list_args a = {f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]};
         list(c, &a, types, ntypes);
     }
-    for (size_t i = 0; i < 7; i++) free(f[i]);
+    for (size_t i = 0; i < 8; i++) free(f[i]);
     json_decref(body);
 }
 

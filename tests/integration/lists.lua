@@ -141,3 +141,43 @@ test("ETags: If-None-Match gives 304, If-Match must name the current version", f
   h["If-Match"] = r.headers.etag
   expect.status(http.delete(gw.url .. "/Users/" .. id, h), 204)
 end)
+
+test("cursor paging (RFC 9865) walks every resource once", function()
+  local seen, cursor, pages = {}, "", 0
+  repeat
+    local r = http.get(gw.url .. "/Users?count=2&sortBy=userName&cursor=" .. cursor, gw:auth())
+    expect.status(r, 200)
+    expect.eq(r.json.startIndex, nil, "cursor pages have no startIndex")
+    for _, u in ipairs(r.json.Resources) do
+      expect.eq(seen[u.id], nil, "seen twice")
+      seen[u.id] = u.userName
+    end
+    pages = pages + 1
+    if pages > 1 then expect.truthy(r.json.previousCursor, "previousCursor after page 1") end
+    cursor = r.json.nextCursor
+  until not cursor or pages > 10
+  local n = 0
+  for _ in pairs(seen) do n = n + 1 end
+  expect.eq(n, 3, "the three users left after the ETag test")
+  expect.eq(pages, 2)
+end)
+
+test("cursors are bound to their query and checked", function()
+  local r = http.get(gw.url .. "/Users?count=1&cursor", gw:auth())
+  local next = r.json.nextCursor
+  expect.truthy(next)
+  r = http.get(gw.url .. "/Users?count=1&cursor=" .. next, gw:auth())
+  expect.status(r, 200)
+  r = http.get(gw.url .. "/Users?count=1&filter=userName+pr&cursor=" .. next, gw:auth())
+  expect.status(r, 400)
+  expect.eq(r.json.scimType, "invalidCursor")
+  r = http.get(gw.url .. "/Users?count=1&cursor=" .. next:sub(1, -2) .. "x", gw:auth())
+  expect.eq(r.json.scimType, "invalidCursor")
+  r = http.get(gw.url .. "/Users?count=1&startIndex=2&cursor=" .. next, gw:auth())
+  expect.status(r, 400)
+  r = http.post(gw.url .. "/Users/.search", {count = 1, cursor = ""}, gw:auth())
+  expect.truthy(r.json.nextCursor)
+  local spc = http.get(gw.url .. "/ServiceProviderConfig", gw:auth()).json
+  expect.eq(spc.pagination.cursor, true)
+  expect.eq(spc.pagination.maxPageSize, 1000)
+end)
