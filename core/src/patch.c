@@ -538,10 +538,12 @@ static sg_status remove_target(pctx *c, const target *t, const json_t *value)
             json_t *e = json_is_array(cur) ? json_array_get(cur, i) : cur;
             if (t->vsub) json_object_del(e, t->vsub->name);
             bool drop = !t->vsub || json_object_size(e) == 0;
-            if (drop && json_is_array(cur))
+            if (drop && json_is_array(cur)) {
                 json_array_remove(cur, i);
-            else if (drop)
-                json_object_del(cont, a->name);
+            } else if (drop) {
+                json_object_del(cont, a->name); /* frees cur */
+                cur = NULL;
+            }
         }
         free(m);
         if (s != SG_OK) return s;
