@@ -61,6 +61,13 @@ sg_status sg_attr_convert_one(const sg_attr *a, const json_t *v, json_t **out, s
                 json_object_del(o, sub->name);
         }
         json_decref(wrapped);
+        if (s == SG_OK && !strcmp(a->path, SG_ENTERPRISE_MANAGER)) {
+            /* DESIGN §6: manager is always {"value": id}; a $ref sent with
+             * Entra's old array form would go stale and is not kept. */
+            json_t *v2 = json_incref(json_object_get(o, "value"));
+            json_object_clear(o);
+            if (v2) json_object_set_new(o, "value", v2);
+        }
         if (s != SG_OK || json_object_size(o) == 0) {
             json_decref(o);
             return s;

@@ -21,6 +21,8 @@
 #include "schema.h"
 #include "scimgate/plugin.h"
 
+#define SG_ENTERPRISE_MANAGER "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"
+
 /* A canonical body and, for groups, the member ids it carried. */
 typedef struct sg_inbound {
     json_t *body;    /* canonical body; "id" not yet set                   */
