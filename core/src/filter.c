@@ -904,9 +904,9 @@ static sg_status eval(const sg_filter *f, const sg_eval_ctx *c, const scope *sc,
         return eval_valuepath(f, c, m);
     case SG_FOP_PR:
         if (f->attr.flags & SG_ATTR_MEMBERS) {
-            /* Presence of members needs the rows; storage compiles it. */
+            /* Members are rows: ask whether the group has any. */
             *m = false;
-            return SG_OK;
+            return c->has_member ? c->has_member(c->ud, c->row->id, NULL, m) : SG_OK;
         }
         *m = any_value(f, c, sc, test_pr);
         return SG_OK;

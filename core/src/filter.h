@@ -50,7 +50,9 @@ typedef struct sg_eval_ctx {
     const sg_rtdef *rt;
     const json_t *doc;      /* canonical body (no meta, no members)     */
     const sg_resource *row; /* id, version, created, modified            */
-    /* Group membership test for members.value conditions: set *has. */
+    /* Group membership test for members conditions: set *has when
+     * `member_id` is a member of `group_id`, or, with member_id NULL, when
+     * the group has any member. */
     sg_status (*has_member)(void *ud, const char *group_id, const char *member_id, bool *has);
     void *ud;
 } sg_eval_ctx;

@@ -702,12 +702,17 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static bool same_member(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
 static sg_status has_member(void *ud, const char *group_id, const char *member_id, bool *has)
 {
     list_state *ls = ud;
     *has = false;
     for (size_t i = 0; i < ls->nmg; i++) {
-        if (strcmp(ls->mg[i].member, member_id)) continue;
+        if (!same_member(ls->mg[i].member, member_id)) continue;
         *has = ls->mg[i].n &&
                bsearch(&group_id, ls->mg[i].groups, ls->mg[i].n, sizeof(char *), cmp_str);
         return SG_OK;
@@ -730,16 +735,25 @@ static sg_status collect_group(void *ud, const sg_resource *row)
     return SG_OK;
 }
 
+/* Fetch, once per request, the groups that hold each member named in the
+ * filter (value paths included), and with `members pr` the groups that have
+ * any member (member NULL). */
 static bool prefetch_members(rctx *c, list_state *ls, const sg_filter *f)
 {
     if (!f) return true;
-    if (f->op == SG_FOP_AND || f->op == SG_FOP_OR || f->op == SG_FOP_NOT)
+    if (f->op == SG_FOP_AND || f->op == SG_FOP_OR || f->op == SG_FOP_NOT ||
+        f->op == SG_FOP_VALUEPATH)
         return prefetch_members(c, ls, f->a) && prefetch_members(c, ls, f->b);
-    if (!(f->attr.flags & SG_ATTR_MEMBERS) || f->vtype != SG_VT_STRING ||
-        (f->op != SG_FOP_EQ && f->op != SG_FOP_NE))
+    if (!(f->attr.flags & SG_ATTR_MEMBERS)) return true;
+    const char *member;
+    if (f->op == SG_FOP_PR)
+        member = NULL;
+    else if (f->vtype == SG_VT_STRING && (f->op == SG_FOP_EQ || f->op == SG_FOP_NE))
+        member = f->str;
+    else
         return true;
     for (size_t i = 0; i < ls->nmg; i++)
-        if (!strcmp(ls->mg[i].member, f->str)) return true;
+        if (same_member(ls->mg[i].member, member)) return true;
     member_groups *p = realloc(ls->mg, (ls->nmg + 1) * sizeof *p);
     if (!p) {
         sg_error_set(&c->err, SG_ENOMEM, NULL, "out of memory");
@@ -748,10 +762,10 @@ static bool prefetch_members(rctx *c, list_state *ls, const sg_filter *f)
     ls->mg = p;
     member_groups *m = &ls->mg[ls->nmg++];
     memset(m, 0, sizeof *m);
-    m->member = f->str;
-    sg_filter eq = *f;
-    eq.op = SG_FOP_EQ;
-    sg_query q = {.type = SG_RT_GROUP, .filter = &eq, .start_index = 1, .count = INT64_MAX};
+    m->member = member;
+    sg_filter q1 = *f;
+    if (q1.op == SG_FOP_NE) q1.op = SG_FOP_EQ;
+    sg_query q = {.type = SG_RT_GROUP, .filter = &q1, .start_index = 1, .count = INT64_MAX};
     sg_search_out so = {0};
     if (c->st->search(c->conn, c->tenant, &q, collect_group, m, &so, &c->err) != SG_OK)
         return fail(c);
@@ -760,7 +774,7 @@ static bool prefetch_members(rctx *c, list_state *ls, const sg_filter *f)
                      "storage did not compile a membership condition (plugin contract)");
         return fail(c);
     }
-    qsort(m->groups, m->n, sizeof *m->groups, cmp_str);
+    if (m->n) qsort(m->groups, m->n, sizeof *m->groups, cmp_str);
     return true;
 }
 

@@ -1267,34 +1267,57 @@ static sg_status st_get(sg_conn *c, const char *tenant, sg_rtype type, const cha
 
 /*
 ** The filter AST becomes a WHERE clause over `resources r`. Parameters ?1 and
-** ?2 are always the tenant's tid and the resource type; the compiler numbers
-** the rest from ?3 in the order it emits them, so the same filter shape gives
+** ?2 are always the tenant's tid and the resource type; every other value
+** (literals, JSON paths, attribute names) is a parameter too, numbered from
+** ?3 in the order the compiler creates them, so the same filter shape gives
 ** the same SQL text (and hits the statement cache) whatever the literals.
 **
 ** Each node compiles to one of:
-**   - exact SQL: true exactly for the rows matching the node;
+**   - exact SQL: true exactly for the rows the core's evaluator
+**     (core/src/filter.c) matches;
 **   - necessary SQL: true for every matching row, maybe for others too
 **     (the core filters the rest: the node becomes the residual);
 **   - nothing (as if "true").
+** Every emitted condition is two-valued (never SQL NULL), so NOT of an exact
+** condition is exact.
+**
+** Where a value is read from:
+**   - index keys (`resource_keys`, SG_ATTR_INDEXED attributes): `folded`
+**     holds the core's compare form, so every operator is a byte comparison
+**     (SQLite's BINARY collation, memcmp order, like the evaluator);
+**   - columns: id, meta.created, meta.lastModified; membership rows;
+**   - the stored body through JSON1, for what compares without folding:
+**     case-exact strings, booleans, numbers, and `pr` of anything. The body
+**     is the core's canonical JSON: extension attributes inside the object
+**     named by the extension URN, multi-valued attributes as arrays.
+**     A case-insensitive attribute without keys cannot be compared without
+**     folding, which only the core does: such comparisons stay residual.
 **
 ** Planning. SQLite cannot turn a correlated EXISTS into an index-driven
 ** semi-join, and without statistics it prefers scanning the (tid, rtype)
 ** index over rowid IN-lists. So each node is emitted in one of two forms:
 **   - drive: `r.rid IN (SELECT rid FROM resource_keys WHERE tid, rtype,
-**     attr, folded)` and similar, which the planner runs as index look-ups
-**     that feed rowids;
-**   - check: a correlated EXISTS doing a point look-up per candidate row.
+**     attr, folded ...)` and similar, which the planner runs as index
+**     look-ups (or ranges) that feed rowids;
+**   - check: a correlated EXISTS doing a point look-up per candidate row,
+**     or an expression over the row (JSON conditions are always checks).
 ** In an AND the most selective drivable conjunct is emitted in drive form
 ** and the others in check form; an OR is drivable when all its branches
 ** are. When the whole WHERE is drivable the outer tenant/type terms are
 ** written `+r.tid` / `+r.rtype`, which takes them out of index selection, so
 ** the planner must start from the driver instead of scanning the tenant.
+** rank() and comp() must agree: a node with rank > 0 compiled in drive mode
+** always yields a drivable expression.
 */
 
+enum pkind { PK_TEXT, PK_BLOB, PK_REAL };
+
 struct param {
-    const char *s; /* text, or NULL when `own` holds it */
+    const char *s; /* the bytes: borrowed from the filter, or `heap`   */
+    char *heap;    /* owned: JSON paths, rewritten literals; or NULL     */
     int len;
-    char own[SG_TIME_MAX]; /* a normalised timestamp */
+    enum pkind kind;
+    double num; /* PK_REAL */
 };
 
 struct qb {
@@ -1305,15 +1328,31 @@ struct qb {
     int nomem;
 };
 
+#define NOPARAM ((size_t)-1)
+
+/* Where a node is compiled: at the top (the whole resource), inside a value
+ * path as "some element satisfies this" (each leaf may use a different
+ * element), or bound to the one element `e` of a json_each over the value
+ * path's array (every leaf reads the same element). */
+enum cx { CX_TOP, CX_VP, CX_ELEM };
+
+struct scope {
+    enum cx cx;
+    const sg_attr_ref *vpa; /* the value path's attribute (CX_VP, CX_ELEM) */
+};
+
+static const struct scope top_scope = {CX_TOP, NULL};
+
 enum leaf {
     LF_NONE,
-    LF_KEY_EQ,
-    LF_KEY_PR,
-    LF_ID_EQ,
-    LF_ID_NE,
-    LF_TIME,
-    LF_MEMBER_EQ,
-    LF_MEMBER_PR,
+    LF_KEY,       /* an index key comparison (any operator, pr)        */
+    LF_ID,        /* the id column                                     */
+    LF_TIME,      /* meta.created / meta.lastModified columns          */
+    LF_FALSE,     /* never true (co/sw/ew on a meta timestamp)         */
+    LF_MEMBER_EQ, /* members.value eq "id"                             */
+    LF_MEMBER_NE, /* members.value ne "id"                             */
+    LF_MEMBER_PR, /* members.value pr                                  */
+    LF_JSON,      /* the stored body through JSON1                     */
 };
 
 static void put(struct qb *q, const char *s)
@@ -1321,36 +1360,70 @@ static void put(struct qb *q, const char *s)
     if (!q->nomem && q->h->buf_append(&q->sql, s, strlen(s)) != SG_OK) q->nomem = 1;
 }
 
-/* Emit a `?N` placeholder bound to s[0..len). */
-static struct param *param(struct qb *q, const char *s, size_t len)
+/* Add a parameter; `heap` (may be NULL) is owned from here on, also on
+ * failure. Returns its index or NOPARAM (q->nomem is then set). */
+static size_t add_param(struct qb *q, enum pkind kind, const char *s, size_t len, char *heap,
+                        double num)
 {
-    if (q->nomem) return NULL;
-    if (len > INT_MAX) {
+    if (q->nomem || len > INT_MAX) {
         q->nomem = 1; /* cannot bind; treated like an allocation failure */
-        return NULL;
+        q->h->free(heap);
+        return NOPARAM;
     }
     if (q->np == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 16;
         struct param *p = q->h->realloc(q->p, cap * sizeof *p);
         if (!p) {
             q->nomem = 1;
-            return NULL;
+            q->h->free(heap);
+            return NOPARAM;
         }
         q->p = p;
         q->cap = cap;
     }
-    struct param *p = &q->p[q->np++];
-    p->s = s;
-    p->len = (int)len;
+    q->p[q->np] = (struct param){.s = s, .heap = heap, .len = (int)len, .kind = kind, .num = num};
+    return q->np++;
+}
+
+/* Emit the placeholder of parameter i. */
+static void put_ref(struct qb *q, size_t i)
+{
     char ph[24];
-    snprintf(ph, sizeof ph, "?%zu", q->np + 2);
+    if (i == NOPARAM) {
+        q->nomem = 1;
+        return;
+    }
+    snprintf(ph, sizeof ph, "?%zu", i + 3);
     put(q, ph);
-    return p;
+}
+
+/* A text parameter borrowing s[0..len), emitted at once. */
+static size_t param(struct qb *q, const char *s, size_t len)
+{
+    size_t i = add_param(q, PK_TEXT, s, len, NULL, 0);
+    put_ref(q, i);
+    return i;
 }
 
 static void param_str(struct qb *q, const char *s)
 {
     param(q, s, strlen(s));
+}
+
+/* A text parameter owning `heap` (NUL-terminated; NULL: out of memory). */
+static size_t param_heap(struct qb *q, char *heap)
+{
+    if (!heap) {
+        q->nomem = 1;
+        return NOPARAM;
+    }
+    return add_param(q, PK_TEXT, heap, strlen(heap), heap, 0);
+}
+
+static void free_params(struct qb *q, size_t from)
+{
+    for (size_t i = from; i < q->np; i++) q->h->free(q->p[i].heap);
+    if (from < q->np) q->np = from;
 }
 
 struct mark {
@@ -1368,7 +1441,17 @@ static void restore(struct qb *q, struct mark m)
         q->sql.len = m.len;
         q->sql.data[m.len] = '\0';
     }
-    q->np = m.np;
+    free_params(q, m.np);
+}
+
+static char *dup_n(const sg_host *h, const char *s, size_t n)
+{
+    char *d = h->alloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
 }
 
 static int is_leap(int y)
@@ -1454,38 +1537,228 @@ static int str_literal(const sg_filter *f)
     return f->vtype == SG_VT_STRING && f->str;
 }
 
+/* eq ne co sw ew gt ge lt le: the operators that take a literal. */
+static int cmp_op_with_literal(sg_fop op)
+{
+    return op >= SG_FOP_EQ && op <= SG_FOP_LE;
+}
+
+static int is_order_op(sg_fop op)
+{
+    return op >= SG_FOP_GT && op <= SG_FOP_LE;
+}
+
+static int string_like(sg_atype t)
+{
+    return t == SG_AT_STRING || t == SG_AT_REFERENCE || t == SG_AT_BINARY;
+}
+
+/* ---- JSON paths ---- */
+
+/* A name usable inside a `$."name"` path label: SQLite 3.40 ends a quoted
+ * label at the next '"' with no escapes, and compares it with the key as
+ * written in the JSON text, so only characters the core's JSON writer
+ * never escapes are allowed. Schema names and URNs are of this kind. */
+static int label_ok(const char *s)
+{
+    if (!s || !*s) return 0;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-' || ch == '$' || ch == ':' || ch == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Does the attribute live inside an extension object? Its canonical path is
+ * then "<URN>:name[.sub]" (filter.h), while core and common attributes have
+ * plain paths. */
+static int in_extension(const sg_attr_ref *a)
+{
+    size_t n = a->schema ? strlen(a->schema) : 0;
+    return n && a->path && !strncmp(a->path, a->schema, n) && a->path[n] == ':';
+}
+
+/* Can the body be addressed for this attribute? */
+static int json_addressable(const sg_attr_ref *a)
+{
+    if (!a->path || !label_ok(a->name) || (a->sub && !label_ok(a->sub))) return 0;
+    if (a->flags & (SG_ATTR_META | SG_ATTR_MEMBERS)) return 0;
+    return !in_extension(a) || label_ok(a->schema);
+}
+
+/* `$."l1"."l2"...` of up to three labels (NULL ones skipped), host-allocated;
+ * NULL when out of memory. */
+static char *jpath3(const sg_host *h, const char *l1, const char *l2, const char *l3)
+{
+    const char *l[3] = {l1, l2, l3};
+    size_t need = 2;
+    for (int i = 0; i < 3; i++)
+        if (l[i]) need += strlen(l[i]) + 3;
+    char *s = h->alloc(need);
+    if (!s) return NULL;
+    size_t o = 0;
+    s[o++] = '$';
+    for (int i = 0; i < 3; i++) {
+        if (!l[i]) continue;
+        size_t n = strlen(l[i]);
+        s[o++] = '.';
+        s[o++] = '"';
+        memcpy(s + o, l[i], n);
+        o += n;
+        s[o++] = '"';
+    }
+    s[o] = '\0';
+    return s;
+}
+
+/* Path of the top-level attribute (the array of a multi-valued one). */
+static char *jpath_top(const sg_host *h, const sg_attr_ref *a)
+{
+    return jpath3(h, in_extension(a) ? a->schema : NULL, a->name, NULL);
+}
+
+/* Path of a single-valued attribute's value (sub-attribute included). */
+static char *jpath_full(const sg_host *h, const sg_attr_ref *a)
+{
+    return jpath3(h, in_extension(a) ? a->schema : NULL, a->name, a->sub);
+}
+
+/*
+** Can this comparison or pr be evaluated on a JSON value exactly as the
+** core's evaluator (cmp_one, present) does? pr never depends on case;
+** comparisons need a value that compares without folding.
+*/
+static int json_leaf_ok(const sg_filter *f)
+{
+    const sg_attr_ref *a = &f->attr;
+    if (!json_addressable(a)) return 0;
+    if (f->op == SG_FOP_PR) return 1;
+    switch (a->type) {
+    case SG_AT_STRING:
+    case SG_AT_REFERENCE:
+    case SG_AT_BINARY:
+        return (a->flags & SG_ATTR_CASE_EXACT) && str_literal(f) && cmp_op_with_literal(f->op);
+    case SG_AT_BOOLEAN:
+        return f->vtype == SG_VT_BOOL && (f->op == SG_FOP_EQ || f->op == SG_FOP_NE);
+    case SG_AT_INTEGER:
+    case SG_AT_DECIMAL:
+        return f->vtype == SG_VT_NUMBER &&
+               (f->op == SG_FOP_EQ || f->op == SG_FOP_NE || is_order_op(f->op));
+    default: /* dateTime: stored as sent, any offset; complex */
+        return 0;
+    }
+}
+
+static int same_attr(const sg_attr_ref *a, const sg_attr_ref *b)
+{
+    return a->name && b->name && !strcmp(a->name, b->name) &&
+           ((!a->schema && !b->schema) ||
+            (a->schema && b->schema && !strcmp(a->schema, b->schema)));
+}
+
+/* Can a value path's elements be enumerated with json_each? */
+static int vp_json_ok(const sg_attr_ref *vpa)
+{
+    return (vpa->flags & SG_ATTR_MULTI) && json_addressable(vpa);
+}
+
+/* Can `g` be evaluated on one element `e` of the value path's array? */
+static int elem_ok(const sg_filter *g, const sg_attr_ref *vpa)
+{
+    if (!g) return 0;
+    switch (g->op) {
+    case SG_FOP_AND:
+    case SG_FOP_OR:
+        return elem_ok(g->a, vpa) && elem_ok(g->b, vpa);
+    case SG_FOP_NOT:
+        return elem_ok(g->a, vpa);
+    case SG_FOP_VALUEPATH:
+        return 0;
+    default:
+        return same_attr(&g->attr, vpa) && (g->attr.flags & SG_ATTR_MULTI) && json_leaf_ok(g);
+    }
+}
+
+/* Is the whole element filter (and the comparison after it) element-bound? */
+static int vp_whole(const sg_filter *f)
+{
+    return vp_json_ok(&f->attr) && elem_ok(f->a, &f->attr) && (!f->b || elem_ok(f->b, &f->attr));
+}
+
+/* Inside a value path, is this compound node element-bound as a whole? */
+static int vp_compound_whole(const sg_filter *g, const struct scope *sc)
+{
+    return sc->cx == CX_VP && vp_json_ok(sc->vpa) && elem_ok(g, sc->vpa);
+}
+
+/* ---- leaves ---- */
+
 /* What a comparison or PR node compiles to, if anything. */
-static enum leaf leaf_kind(const struct qb *q, const sg_filter *f, char tbuf[SG_TIME_MAX])
+static enum leaf leaf_kind(const struct qb *q, const sg_filter *f, const struct scope *sc,
+                           char tbuf[SG_TIME_MAX])
 {
     uint32_t fl = f->attr.flags;
     if (!f->attr.path) return LF_NONE;
+    /* Inside a value path the evaluator reads the current element only for
+     * the path's own attribute (the parser allows no other). */
+    if (sc->cx != CX_TOP && !same_attr(&f->attr, sc->vpa)) return LF_NONE;
     if (fl & SG_ATTR_MEMBERS) {
-        if (!f->attr.sub || strcmp(f->attr.sub, "value")) return LF_NONE;
-        if (f->op == SG_FOP_EQ && str_literal(f)) return LF_MEMBER_EQ;
+        /* Members are rows, not part of the body. */
+        if (sc->cx == CX_ELEM || !f->attr.sub || strcmp(f->attr.sub, "value")) return LF_NONE;
         if (f->op == SG_FOP_PR) return LF_MEMBER_PR;
+        if (f->op == SG_FOP_EQ && str_literal(f)) return LF_MEMBER_EQ;
+        if (f->op == SG_FOP_NE && str_literal(f) && sc->cx == CX_TOP) return LF_MEMBER_NE;
         return LF_NONE;
     }
     if (fl & SG_ATTR_META) {
-        if (is_path(f, "id") && str_literal(f)) {
-            if (f->op == SG_FOP_EQ) return LF_ID_EQ;
-            if (f->op == SG_FOP_NE) return LF_ID_NE;
+        if (sc->cx != CX_TOP) return LF_NONE;
+        if (is_path(f, "id")) {
+            if (f->op == SG_FOP_PR || (str_literal(f) && cmp_op_with_literal(f->op))) return LF_ID;
             return LF_NONE;
         }
-        if ((is_path(f, "meta.created") || is_path(f, "meta.lastModified")) && str_literal(f) &&
-            (f->op == SG_FOP_EQ || (f->op >= SG_FOP_GT && f->op <= SG_FOP_LE)) &&
-            norm_time(q->h, f->str, f->len, tbuf))
-            return LF_TIME;
+        if (is_path(f, "meta.created") || is_path(f, "meta.lastModified")) {
+            if (f->op == SG_FOP_PR) return LF_TIME;
+            if (!str_literal(f)) return LF_NONE;
+            /* The evaluator answers false for co/sw/ew on a dateTime. */
+            if (f->op == SG_FOP_CO || f->op == SG_FOP_SW || f->op == SG_FOP_EW) return LF_FALSE;
+            if ((f->op == SG_FOP_EQ || f->op == SG_FOP_NE || is_order_op(f->op)) &&
+                norm_time(q->h, f->str, f->len, tbuf))
+                return LF_TIME;
+        }
         return LF_NONE;
     }
-    if (fl & SG_ATTR_INDEXED) {
-        if (f->op == SG_FOP_PR) return LF_KEY_PR;
-        /* Keys of other types have no agreed text form to compare with. */
-        if (f->op == SG_FOP_EQ && str_literal(f) &&
-            (f->attr.type == SG_AT_STRING || f->attr.type == SG_AT_REFERENCE ||
-             f->attr.type == SG_AT_BINARY))
-            return LF_KEY_EQ;
-    }
+    if (sc->cx == CX_ELEM) return json_leaf_ok(f) ? LF_JSON : LF_NONE;
+    /* Keys exist per element value, so "some element's value op x" is "some
+     * key op x" for every operator but ne, whose "no element equals x" holds
+     * only at the top (inside a value path it is about one element). Keys of
+     * other types have no agreed text form to compare with. */
+    if ((fl & SG_ATTR_INDEXED) && string_like(f->attr.type) &&
+        (f->op == SG_FOP_PR || (str_literal(f) && cmp_op_with_literal(f->op))) &&
+        !(f->op == SG_FOP_NE && sc->cx != CX_TOP))
+        return LF_KEY;
+    if (json_leaf_ok(f) && (sc->cx == CX_TOP || vp_json_ok(sc->vpa))) return LF_JSON;
     return LF_NONE;
+}
+
+/* How selective a leaf is as a driver: 0 when it cannot drive. */
+static int leaf_rank(enum leaf k, const sg_filter *f)
+{
+    switch (k) {
+    case LF_ID:
+        return f->op == SG_FOP_EQ ? 6 : 0;
+    case LF_KEY:
+        if (f->op == SG_FOP_EQ) return 5;
+        if (f->op == SG_FOP_SW || is_order_op(f->op)) return 2; /* a range of the key index */
+        return f->op == SG_FOP_NE ? 0 : 1;                      /* co ew pr: the attr's keys */
+    case LF_MEMBER_EQ:
+        return 5;
+    case LF_TIME:
+        return f->op == SG_FOP_EQ ? 5 : is_order_op(f->op) ? 2 : 0;
+    default:
+        return 0;
+    }
 }
 
 /*
@@ -1493,41 +1766,32 @@ static enum leaf leaf_kind(const struct qb *q, const sg_filter *f, char tbuf[SG_
 ** selective. Consistent with comp(): a node with rank > 0 compiled in drive
 ** mode always yields a drivable expression.
 */
-static int rank(const struct qb *q, const sg_filter *f, int vp)
+static int rank(const struct qb *q, const sg_filter *f, const struct scope *sc)
 {
     char tbuf[SG_TIME_MAX];
     int a, b;
     if (!f) return 0;
     switch (f->op) {
     case SG_FOP_AND:
-        a = rank(q, f->a, vp);
-        b = rank(q, f->b, vp);
+        if (vp_compound_whole(f, sc)) return 0;
+        a = rank(q, f->a, sc);
+        b = rank(q, f->b, sc);
         return a > b ? a : b;
     case SG_FOP_OR:
-        a = rank(q, f->a, vp);
-        b = rank(q, f->b, vp);
+        a = rank(q, f->a, sc);
+        b = rank(q, f->b, sc);
         return a < b ? a : b;
     case SG_FOP_NOT:
         return 0;
-    case SG_FOP_VALUEPATH:
-        if (vp) return 0;
-        a = rank(q, f->a, 1);
-        b = rank(q, f->b, 0);
+    case SG_FOP_VALUEPATH: {
+        if (sc->cx != CX_TOP || vp_whole(f)) return 0;
+        struct scope vs = {CX_VP, &f->attr};
+        a = rank(q, f->a, &vs);
+        b = rank(q, f->b, &vs);
         return a > b ? a : b;
+    }
     default:
-        switch (leaf_kind(q, f, tbuf)) {
-        case LF_ID_EQ:
-            return 6;
-        case LF_KEY_EQ:
-        case LF_MEMBER_EQ:
-            return 5;
-        case LF_TIME:
-            return f->op == SG_FOP_EQ ? 5 : 2;
-        case LF_KEY_PR:
-            return 1;
-        default:
-            return 0;
-        }
+        return leaf_rank(leaf_kind(q, f, sc, tbuf), f);
     }
 }
 
@@ -1552,65 +1816,338 @@ static const char *cmp_op(sg_fop op)
     }
 }
 
+/*
+** The smallest byte string greater than every string that starts with
+** s[0..n): s without its trailing 0xff bytes, last byte plus one. NULL
+** (and *none set) when there is none (empty, or all 0xff bytes).
+*/
+static char *prefix_successor(const sg_host *h, const char *s, size_t n, int *none)
+{
+    *none = 0;
+    while (n && (unsigned char)s[n - 1] == 0xff) n--;
+    if (!n) {
+        *none = 1;
+        return NULL;
+    }
+    char *d = dup_n(h, s, n);
+    if (d) d[n - 1] = (char)((unsigned char)d[n - 1] + 1);
+    return d;
+}
+
+/*
+** A string comparison of `val` (an SQL expression known to be TEXT and not
+** NULL) with the node's literal, byte for byte as the evaluator does:
+** BINARY collation (memcmp, then length) for eq and the order operators;
+** co/sw/ew on the UTF-8 bytes (as BLOBs: no LIKE, no character semantics).
+** Emits a non-NULL boolean.
+*/
+static void put_str_cmp(struct qb *q, sg_fop op, const char *val, const sg_filter *f)
+{
+    size_t b;
+    switch (op) {
+    case SG_FOP_CO:
+    case SG_FOP_SW:
+    case SG_FOP_EW:
+        if (f->len == 0) { /* every string contains, starts and ends with "" */
+            put(q, "1");
+            return;
+        }
+        b = add_param(q, PK_BLOB, f->str, f->len, NULL, 0);
+        if (op == SG_FOP_CO) {
+            put(q, "instr(CAST(");
+            put(q, val);
+            put(q, " AS BLOB), ");
+            put_ref(q, b);
+            put(q, ") > 0");
+        } else {
+            put(q, "substr(CAST(");
+            put(q, val);
+            put(q, op == SG_FOP_SW ? " AS BLOB), 1, length(" : " AS BLOB), -length(");
+            put_ref(q, b);
+            put(q, ")) = ");
+            put_ref(q, b);
+        }
+        return;
+    default:
+        put(q, val);
+        put(q, cmp_op(op));
+        param(q, f->str, f->len);
+        return;
+    }
+}
+
+/* ---- index keys ---- */
+
+/* The condition on `k.folded` for a key comparison (not ne). */
+static void put_key_cond(struct qb *q, const sg_filter *f)
+{
+    if (f->op == SG_FOP_PR) {
+        put(q, "k.folded <> ''"); /* an empty string is not "present" */
+    } else if (f->op == SG_FOP_SW) {
+        /* A range of the key index: folded >= s AND folded < successor(s). */
+        int none;
+        char *succ = prefix_successor(q->h, f->str, f->len, &none);
+        put(q, "k.folded >= ");
+        param(q, f->str, f->len);
+        if (!none) {
+            put(q, " AND k.folded < ");
+            put_ref(q, param_heap(q, succ));
+        }
+    } else {
+        put_str_cmp(q, f->op, "k.folded", f);
+    }
+}
+
+static void put_key(struct qb *q, const sg_filter *f, int drive)
+{
+    if (f->op == SG_FOP_NE) {
+        /* ne is not (eq): an absent attribute matches, as in the evaluator. */
+        put(q, "NOT EXISTS (SELECT 1 FROM resource_keys k WHERE k.tid = ?1 AND k.rtype = ?2"
+               " AND k.attr = ");
+        param_str(q, f->attr.path);
+        put(q, " AND k.folded = ");
+        param(q, f->str, f->len);
+        put(q, " AND k.rid = r.rid)");
+        return;
+    }
+    if (drive) {
+        put(q, "r.rid IN (SELECT k.rid FROM resource_keys k WHERE k.tid = ?1"
+               " AND k.rtype = ?2 AND k.attr = ");
+        param_str(q, f->attr.path);
+        put(q, " AND ");
+        put_key_cond(q, f);
+        put(q, ")");
+    } else if (f->op == SG_FOP_EQ) {
+        /* A point look-up in the primary key. */
+        put(q, "EXISTS (SELECT 1 FROM resource_keys k WHERE k.tid = ?1 AND k.rtype = ?2"
+               " AND k.attr = ");
+        param_str(q, f->attr.path);
+        put(q, " AND k.folded = ");
+        param(q, f->str, f->len);
+        put(q, " AND k.rid = r.rid)");
+    } else {
+        /* The row's few keys, through resource_keys_rid. */
+        put(q, "EXISTS (SELECT 1 FROM resource_keys k WHERE k.rid = r.rid AND k.attr = ");
+        param_str(q, f->attr.path);
+        put(q, " AND ");
+        put_key_cond(q, f);
+        put(q, ")");
+    }
+}
+
+/* ---- JSON values ---- */
+
+/* Where a JSON leaf reads its value. */
+enum ackind {
+    AC_ROOT, /* json_*(r.body, path): a single-valued attribute        */
+    AC_ESUB, /* sub-attribute of the json_each element `e`             */
+    AC_ESELF /* the json_each element `e` itself                       */
+};
+
+struct acc {
+    enum ackind k;
+    size_t p; /* ROOT: the full path; ESUB: `$."sub"`              */
+};
+
+/* Emit the JSON type of the value ('text', 'true', ... ; NULL if absent). */
+static void put_jtype(struct qb *q, const struct acc *a)
+{
+    switch (a->k) {
+    case AC_ROOT:
+        put(q, "json_type(r.body, ");
+        put_ref(q, a->p);
+        put(q, ")");
+        return;
+    case AC_ESUB:
+        /* CASE keeps json_type from parsing a scalar element as JSON text. */
+        put(q, "(CASE WHEN e.type = 'object' THEN json_type(e.value, ");
+        put_ref(q, a->p);
+        put(q, ") END)");
+        return;
+    case AC_ESELF:
+        put(q, "e.type");
+        return;
+    }
+}
+
+/* Emit the SQL value (text for strings, minified JSON for containers). */
+static void put_jval(struct qb *q, const struct acc *a)
+{
+    switch (a->k) {
+    case AC_ROOT:
+        put(q, "json_extract(r.body, ");
+        put_ref(q, a->p);
+        put(q, ")");
+        return;
+    case AC_ESUB:
+        put(q, "(CASE WHEN e.type = 'object' THEN json_extract(e.value, ");
+        put_ref(q, a->p);
+        put(q, ") END)");
+        return;
+    case AC_ESELF:
+        put(q, "e.value");
+        return;
+    }
+}
+
+/*
+** The evaluator's test of one value (cmp_one, present) with operator `op`
+** (never ne: the callers negate eq). A non-NULL boolean.
+*/
+static void put_jcond(struct qb *q, const sg_filter *f, sg_fop op, const struct acc *a)
+{
+    if (op == SG_FOP_PR) {
+        /* present(): not absent, not null, not "", not [] and not {}. */
+        put(q, "(CASE ");
+        put_jtype(q, a);
+        put(q, " WHEN 'text' THEN ");
+        put_jval(q, a);
+        put(q, " <> '' WHEN 'array' THEN ");
+        put_jval(q, a);
+        put(q, " <> '[]' WHEN 'object' THEN ");
+        put_jval(q, a);
+        put(q, " <> '{}' WHEN 'null' THEN 0 ELSE ");
+        put_jtype(q, a);
+        put(q, " IS NOT NULL END)");
+        return;
+    }
+    switch (f->attr.type) {
+    case SG_AT_BOOLEAN:
+        put(q, "(");
+        put_jtype(q, a);
+        put(q, f->boolean ? " IS 'true')" : " IS 'false')");
+        return;
+    case SG_AT_INTEGER:
+    case SG_AT_DECIMAL:
+        /* As doubles, like json_number_value() in the evaluator. */
+        put(q, "(CASE WHEN ");
+        put_jtype(q, a);
+        put(q, " IN ('integer', 'real') THEN CAST(");
+        put_jval(q, a);
+        put(q, " AS REAL)");
+        put(q, cmp_op(op));
+        put_ref(q, add_param(q, PK_REAL, NULL, 0, NULL, f->num));
+        put(q, " ELSE 0 END)");
+        return;
+    default: {
+        /* The value expression is repeated: render it once. */
+        struct qb v = {.h = q->h};
+        put_jval(&v, a);
+        if (v.nomem) {
+            q->nomem = 1;
+            q->h->free(v.sql.data);
+            return;
+        }
+        put(q, "(CASE WHEN ");
+        put_jtype(q, a);
+        put(q, " = 'text' THEN ");
+        put_str_cmp(q, op, v.sql.data, f);
+        put(q, " ELSE 0 END)");
+        q->h->free(v.sql.data);
+        return;
+    }
+    }
+}
+
+/* As put_jcond, ne being not (eq) on the same value(s). */
+static void put_jcond_ne(struct qb *q, const sg_filter *f, const struct acc *a)
+{
+    if (f->op == SG_FOP_NE) {
+        put(q, "(NOT ");
+        put_jcond(q, f, SG_FOP_EQ, a);
+        put(q, ")");
+    } else {
+        put_jcond(q, f, f->op, a);
+    }
+}
+
+/* The accessor of a leaf evaluated on the element `e`. */
+static struct acc elem_acc(struct qb *q, const sg_filter *f)
+{
+    if (!f->attr.sub) return (struct acc){AC_ESELF, NOPARAM};
+    return (struct acc){AC_ESUB, param_heap(q, jpath3(q->h, f->attr.sub, NULL, NULL))};
+}
+
+/* "EXISTS (SELECT 1 FROM json_each(r.body, <array of a>) e WHERE " */
+static void put_each(struct qb *q, const char *head, const sg_attr_ref *a)
+{
+    put(q, head);
+    put(q, " (SELECT 1 FROM json_each(r.body, ");
+    put_ref(q, param_heap(q, jpath_top(q->h, a)));
+    put(q, ") e WHERE ");
+}
+
+/* A JSON leaf. At the top it follows any_value(): a single-valued attribute
+ * is read directly, a multi-valued one matches when some element does (ne:
+ * when none equals). Inside a value path it is about one element. */
+static void put_json_leaf(struct qb *q, const sg_filter *f, const struct scope *sc)
+{
+    struct acc a;
+    if (sc->cx == CX_ELEM) {
+        a = elem_acc(q, f);
+        put_jcond_ne(q, f, &a);
+    } else if (sc->cx == CX_VP) {
+        /* Some element satisfies this one leaf. */
+        put_each(q, "EXISTS", sc->vpa);
+        a = elem_acc(q, f);
+        put_jcond_ne(q, f, &a);
+        put(q, ")");
+    } else if (!(f->attr.flags & SG_ATTR_MULTI)) {
+        a = (struct acc){AC_ROOT, param_heap(q, jpath_full(q->h, &f->attr))};
+        put_jcond_ne(q, f, &a);
+    } else {
+        put_each(q, f->op == SG_FOP_NE ? "NOT EXISTS" : "EXISTS", &f->attr);
+        a = elem_acc(q, f);
+        put_jcond(q, f, f->op == SG_FOP_NE ? SG_FOP_EQ : f->op, &a);
+        put(q, ")");
+    }
+}
+
 /* Emit a comparison or PR node. Returns 1 when something was emitted (leaves
  * are always exact). */
-static int comp_leaf(struct qb *q, const sg_filter *f, int drive)
+static int comp_leaf(struct qb *q, const sg_filter *f, int drive, const struct scope *sc)
 {
     char tbuf[SG_TIME_MAX];
-    struct param *p;
-    switch (leaf_kind(q, f, tbuf)) {
-    case LF_KEY_EQ:
-        if (drive) {
-            put(q, "r.rid IN (SELECT k.rid FROM resource_keys k WHERE k.tid = ?1"
-                   " AND k.rtype = ?2 AND k.attr = ");
-            param_str(q, f->attr.path);
-            put(q, " AND k.folded = ");
+    enum leaf k = leaf_kind(q, f, sc, tbuf);
+    drive = drive && leaf_rank(k, f) > 0;
+    switch (k) {
+    case LF_KEY:
+        put_key(q, f, drive);
+        return 1;
+    case LF_ID:
+        if (f->op == SG_FOP_EQ) {
+            put(q, drive ? "(r.tid = ?1 AND r.id = " : "(r.id = ");
             param(q, f->str, f->len);
             put(q, ")");
-        } else {
-            put(q, "EXISTS (SELECT 1 FROM resource_keys k WHERE k.tid = ?1 AND k.rtype = ?2"
-                   " AND k.attr = ");
-            param_str(q, f->attr.path);
-            put(q, " AND k.folded = ");
+        } else if (f->op == SG_FOP_NE) {
+            put(q, "(r.id <> ");
             param(q, f->str, f->len);
-            put(q, " AND k.rid = r.rid)");
-        }
-        return 1;
-    case LF_KEY_PR:
-        /* An empty string is not "present" (RFC 7644 §3.4.2.2). */
-        if (drive) {
-            put(q, "r.rid IN (SELECT k.rid FROM resource_keys k WHERE k.tid = ?1"
-                   " AND k.rtype = ?2 AND k.attr = ");
-            param_str(q, f->attr.path);
-            put(q, " AND k.folded <> '')");
+            put(q, ")");
+        } else if (f->op == SG_FOP_PR) {
+            put(q, "(r.id <> '')");
         } else {
-            put(q, "EXISTS (SELECT 1 FROM resource_keys k WHERE k.rid = r.rid AND k.attr = ");
-            param_str(q, f->attr.path);
-            put(q, " AND k.folded <> '')");
+            put(q, "(");
+            put_str_cmp(q, f->op, "r.id", f);
+            put(q, ")");
         }
-        return 1;
-    case LF_ID_EQ:
-        put(q, drive ? "(r.tid = ?1 AND r.id = " : "(r.id = ");
-        param(q, f->str, f->len);
-        put(q, ")");
-        return 1;
-    case LF_ID_NE:
-        put(q, "(r.id <> ");
-        param(q, f->str, f->len);
-        put(q, ")");
         return 1;
     case LF_TIME:
         put(q, drive ? "(r.tid = ?1 AND r.rtype = ?2 AND " : "(");
         put(q, time_column(f));
-        put(q, cmp_op(f->op));
-        p = param(q, NULL, 0);
-        if (p) {
-            memcpy(p->own, tbuf, sizeof p->own);
-            p->len = (int)strlen(p->own);
+        if (f->op == SG_FOP_PR) {
+            put(q, " <> '')");
+            return 1;
         }
+        put(q, f->op == SG_FOP_NE ? " <> " : cmp_op(f->op));
+        put_ref(q, param_heap(q, dup_n(q->h, tbuf, strlen(tbuf))));
         put(q, ")");
         return 1;
+    case LF_FALSE:
+        put(q, "0");
+        return 1;
     case LF_MEMBER_EQ:
+    case LF_MEMBER_NE:
+        if (k == LF_MEMBER_NE) put(q, "NOT ");
         put(q, drive ? "r.rid IN (SELECT m.group_rid FROM members m WHERE m.member_rid = "
                      : "EXISTS (SELECT 1 FROM members m WHERE m.group_rid = r.rid"
                        " AND m.member_rid = ");
@@ -1621,29 +2158,69 @@ static int comp_leaf(struct qb *q, const sg_filter *f, int drive)
     case LF_MEMBER_PR:
         put(q, "EXISTS (SELECT 1 FROM members m WHERE m.group_rid = r.rid)");
         return 1;
+    case LF_JSON:
+        put_json_leaf(q, f, sc);
+        return 1;
     default:
         return 0;
     }
 }
 
-static int comp(struct qb *q, const sg_filter *f, int drive, int vp, int *exact);
+/* A node on the element `e` (elem_ok() holds): always exact. */
+static void comp_elem(struct qb *q, const sg_filter *g, const sg_attr_ref *vpa)
+{
+    const struct scope es = {CX_ELEM, vpa};
+    switch (g->op) {
+    case SG_FOP_AND:
+    case SG_FOP_OR:
+        put(q, "(");
+        comp_elem(q, g->a, vpa);
+        put(q, g->op == SG_FOP_AND ? " AND " : " OR ");
+        comp_elem(q, g->b, vpa);
+        put(q, ")");
+        return;
+    case SG_FOP_NOT:
+        put(q, "(NOT ");
+        comp_elem(q, g->a, vpa);
+        put(q, ")");
+        return;
+    default:
+        comp_leaf(q, g, 0, &es);
+        return;
+    }
+}
+
+/* "Some element of vpa's array satisfies a (and b)", in one json_each. */
+static void put_vp_each(struct qb *q, const sg_attr_ref *vpa, const sg_filter *a,
+                        const sg_filter *b)
+{
+    put_each(q, "EXISTS", vpa);
+    comp_elem(q, a, vpa);
+    if (b) {
+        put(q, " AND ");
+        comp_elem(q, b, vpa);
+    }
+    put(q, ")");
+}
+
+static int comp(struct qb *q, const sg_filter *f, int drive, const struct scope *sc, int *exact);
 
 /*
 ** AND of a and b (also the two halves of a value path): the more selective
 ** side drives. *ea / *eb tell whether each side compiled exactly.
 */
-static int comp_and(struct qb *q, const sg_filter *a, int avp, const sg_filter *b, int bvp,
+static int comp_and(struct qb *q, const sg_filter *a, const sg_filter *b, const struct scope *sc,
                     int drive, int *ea, int *eb)
 {
-    int ra = drive ? rank(q, a, avp) : 0, rb = drive ? rank(q, b, bvp) : 0;
+    int ra = drive ? rank(q, a, sc) : 0, rb = drive ? rank(q, b, sc) : 0;
     int da = ra > 0 && ra >= rb, db = rb > 0 && !da;
     struct mark m = mark(q);
     *ea = *eb = 0;
     put(q, "(");
-    int na = a ? comp(q, a, da, avp, ea) : 0;
+    int na = a ? comp(q, a, da, sc, ea) : 0;
     struct mark mb = mark(q);
     if (na) put(q, " AND ");
-    int nb = b ? comp(q, b, db, bvp, eb) : 0;
+    int nb = b ? comp(q, b, db, sc, eb) : 0;
     if (!nb) restore(q, mb);
     if (!na && !nb) {
         restore(q, m);
@@ -1653,7 +2230,7 @@ static int comp_and(struct qb *q, const sg_filter *a, int avp, const sg_filter *
     return 1;
 }
 
-static int comp(struct qb *q, const sg_filter *f, int drive, int vp, int *exact)
+static int comp(struct qb *q, const sg_filter *f, int drive, const struct scope *sc, int *exact)
 {
     int ea, eb;
     struct mark m;
@@ -1661,18 +2238,24 @@ static int comp(struct qb *q, const sg_filter *f, int drive, int vp, int *exact)
     if (!f) return 0;
     switch (f->op) {
     case SG_FOP_AND:
-        if (!comp_and(q, f->a, vp, f->b, vp, drive, &ea, &eb)) return 0;
+        if (vp_compound_whole(f, sc)) {
+            /* Both sides on the same element: one json_each. */
+            put_vp_each(q, sc->vpa, f, NULL);
+            *exact = 1;
+            return 1;
+        }
+        if (!comp_and(q, f->a, f->b, sc, drive, &ea, &eb)) return 0;
         /* Inside a value path both sides must hold for the same element,
-         * which separate key look-ups cannot tell. */
-        *exact = ea && eb && !vp;
+         * which separate look-ups cannot tell. */
+        *exact = ea && eb && sc->cx == CX_TOP;
         return 1;
     case SG_FOP_OR: {
-        int d = drive && rank(q, f, vp) > 0;
+        int d = drive && rank(q, f, sc) > 0;
         m = mark(q);
         put(q, "(");
-        if (!comp(q, f->a, d, vp, &ea)) break;
+        if (!comp(q, f->a, d, sc, &ea)) break;
         put(q, " OR ");
-        if (!comp(q, f->b, d, vp, &eb)) break;
+        if (!comp(q, f->b, d, sc, &eb)) break;
         put(q, ")");
         /* "some element matches x or y" is "some matches x or some
          * matches y", so OR stays exact inside a value path. */
@@ -1680,21 +2263,36 @@ static int comp(struct qb *q, const sg_filter *f, int drive, int vp, int *exact)
         return 1;
     }
     case SG_FOP_NOT:
-        if (vp) return 0;
+        if (sc->cx == CX_VP) {
+            if (!vp_compound_whole(f, sc)) return 0;
+            put_vp_each(q, sc->vpa, f, NULL);
+            *exact = 1;
+            return 1;
+        }
         m = mark(q);
         put(q, "NOT ");
-        if (!comp(q, f->a, 0, 0, &ea) || !ea) break;
+        if (!comp(q, f->a, 0, sc, &ea) || !ea) break;
         *exact = 1;
         return 1;
-    case SG_FOP_VALUEPATH:
-        if (vp) return 0;
+    case SG_FOP_VALUEPATH: {
+        if (sc->cx != CX_TOP) return 0;
+        if (vp_whole(f)) {
+            /* Every condition reads the body: evaluate them on each
+             * element, as the evaluator does. */
+            put_vp_each(q, &f->attr, f->a, f->b);
+            *exact = 1;
+            return 1;
+        }
         /* attr[a] alone is exact when `a` is: a key per element value makes
-         * "some element has value x" the same as "has key x". */
-        if (!comp_and(q, f->a, 1, f->b, 0, drive, &ea, &eb)) return 0;
+         * "some element has value x" the same as "has key x". With `.sub op
+         * v` the two halves may hold on different elements: necessary. */
+        struct scope vs = {CX_VP, &f->attr};
+        if (!comp_and(q, f->a, f->b, &vs, drive, &ea, &eb)) return 0;
         *exact = !f->b && ea;
         return 1;
+    }
     default:
-        *exact = comp_leaf(q, f, drive);
+        *exact = comp_leaf(q, f, drive, sc);
         return *exact;
     }
     restore(q, m);
@@ -1711,13 +2309,13 @@ static const sg_filter *compile_filter(struct qb *q, const sg_filter *f, int *em
     *emitted = 0;
     if (!f) return NULL;
     if (f->op == SG_FOP_AND) {
-        *emitted = comp_and(q, f->a, 0, f->b, 0, 1, &ea, &eb);
+        *emitted = comp_and(q, f->a, f->b, &top_scope, 1, &ea, &eb);
         if (ea && eb) return NULL;
         if (ea) return f->b;
         if (eb) return f->a;
         return f;
     }
-    *emitted = comp(q, f, 1, 0, &exact);
+    *emitted = comp(q, f, 1, &top_scope, &exact);
     return exact ? NULL : f;
 }
 
@@ -1779,20 +2377,61 @@ static void bind_params(sqlite3_stmt *s, int64_t tid, sg_rtype type, const struc
     sqlite3_bind_int(s, 2, type);
     for (size_t i = 0; i < q->np; i++) {
         const struct param *p = &q->p[i];
-        sqlite3_bind_text(s, (int)i + 3, p->s ? p->s : p->own, p->len, SQLITE_STATIC);
+        int n = (int)i + 3;
+        switch (p->kind) {
+        case PK_REAL:
+            sqlite3_bind_double(s, n, p->num);
+            break;
+        case PK_BLOB:
+            /* Never a NULL pointer: that would bind SQL NULL. */
+            sqlite3_bind_blob(s, n, p->s ? p->s : "", p->len, SQLITE_STATIC);
+            break;
+        default:
+            sqlite3_bind_text(s, n, p->s ? p->s : "", p->len, SQLITE_STATIC);
+            break;
+        }
     }
 }
 
-/* Can rows be ordered by this attribute in SQL? */
-static int sortable(const sg_attr_ref *a)
+/* How rows can be ordered by the query's sort attribute in SQL. */
+enum sortkind {
+    SK_NONE,  /* not here: sorted = 0, the core sorts              */
+    SK_META,  /* id, meta.created, meta.lastModified columns       */
+    SK_KEY,   /* the folded index key of a single-valued attribute */
+    SK_JTEXT, /* a case-exact string in the body                   */
+    SK_JNUM,  /* an integer or decimal in the body                 */
+    SK_JBOOL, /* a boolean in the body (false before true)         */
+};
+
+static enum sortkind sort_kind(const sg_attr_ref *a)
 {
-    if (!a || !a->path) return 0;
+    if (!a || !a->path) return SK_NONE;
     if (a->flags & SG_ATTR_META)
         return !strcmp(a->path, "id") || !strcmp(a->path, "meta.created") ||
-               !strcmp(a->path, "meta.lastModified");
-    /* Keys hold folded text: that order is right only for strings. */
-    return (a->flags & SG_ATTR_INDEXED) && !(a->flags & (SG_ATTR_MULTI | SG_ATTR_MEMBERS)) &&
-           (a->type == SG_AT_STRING || a->type == SG_AT_REFERENCE);
+                       !strcmp(a->path, "meta.lastModified")
+                   ? SK_META
+                   : SK_NONE;
+    /* Only single values have one place in an order. */
+    if (a->flags & (SG_ATTR_MULTI | SG_ATTR_MEMBERS)) return SK_NONE;
+    /* Keys hold the folded text: that order is the core's for strings. */
+    if ((a->flags & SG_ATTR_INDEXED) && (a->type == SG_AT_STRING || a->type == SG_AT_REFERENCE))
+        return SK_KEY;
+    if (!json_addressable(a)) return SK_NONE;
+    switch (a->type) {
+    case SG_AT_STRING:
+    case SG_AT_REFERENCE:
+    case SG_AT_BINARY:
+        /* Case-insensitive strings sort by their folded form, which only
+         * the core computes. */
+        return (a->flags & SG_ATTR_CASE_EXACT) ? SK_JTEXT : SK_NONE;
+    case SG_AT_INTEGER:
+    case SG_AT_DECIMAL:
+        return SK_JNUM;
+    case SG_AT_BOOLEAN:
+        return SK_JBOOL;
+    default: /* dateTime (stored as sent, any offset), complex */
+        return SK_NONE;
+    }
 }
 
 struct search {
@@ -1801,7 +2440,8 @@ struct search {
     int64_t tid;
     struct qb where; /* the WHERE clause and its parameters */
     const sg_filter *residual;
-    int sort_ok;
+    enum sortkind sk;
+    char *sort_path; /* SK_J*: the JSON path of the sort attribute */
 };
 
 /* Build "SELECT ... FROM resources r WHERE ..." (count or rows). */
@@ -1819,21 +2459,44 @@ static sg_status build_sql(struct search *s, int count, int paged, sg_buf *sql)
     ADD(w->sql.data ? w->sql.data : "");
     if (!count) {
         const sg_attr_ref *a = q->sort;
-        const char *dir = q->sort_descending ? " DESC" : "";
         ADD(" ORDER BY ");
-        if (s->sort_ok && (a->flags & SG_ATTR_META)) {
+        if (s->sk == SK_META) {
             ADD(!strcmp(a->path, "id")             ? "r.id"
                 : !strcmp(a->path, "meta.created") ? "r.created"
                                                    : "r.modified");
-            ADD(dir);
-            ADD(", ");
-        } else if (s->sort_ok) {
-            /* Resources without the attribute go last when ascending and
-             * first when descending (RFC 7644 §3.4.2.3). */
+            ADD(q->sort_descending ? " DESC, " : ", ");
+        } else if (s->sk != SK_NONE) {
+            /* The sort value, NULL when missing (absent, or not of the
+             * attribute's type). Missing values go last when ascending and
+             * first when descending (RFC 7644 §3.4.2.3); ties in creation
+             * order. */
             snprintf(ph, sizeof ph, "?%zu", next++);
-            ADD("(SELECT k.folded FROM resource_keys k WHERE k.rid = r.rid AND k.attr = ");
-            ADD(ph);
-            ADD(" LIMIT 1)");
+            switch (s->sk) {
+            case SK_KEY:
+                ADD("(SELECT k.folded FROM resource_keys k WHERE k.rid = r.rid AND k.attr = ");
+                ADD(ph);
+                ADD(" LIMIT 1)");
+                break;
+            case SK_JTEXT:
+                ADD("(CASE WHEN json_type(r.body, ");
+                ADD(ph);
+                ADD(") = 'text' THEN json_extract(r.body, ");
+                ADD(ph);
+                ADD(") END)");
+                break;
+            case SK_JNUM:
+                ADD("(CASE WHEN json_type(r.body, ");
+                ADD(ph);
+                ADD(") IN ('integer', 'real') THEN CAST(json_extract(r.body, ");
+                ADD(ph);
+                ADD(") AS REAL) END)");
+                break;
+            default: /* SK_JBOOL */
+                ADD("(CASE json_type(r.body, ");
+                ADD(ph);
+                ADD(") WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)");
+                break;
+            }
             ADD(q->sort_descending ? " DESC NULLS FIRST, " : " NULLS LAST, ");
         }
         ADD("r.rid");
@@ -1851,7 +2514,10 @@ static sg_status run_count(struct search *s, int64_t *total, sg_error *err)
     sg_conn *c = s->c;
     sg_buf sql = {0};
     sg_status st = build_sql(s, 1, 0, &sql);
-    if (st != SG_OK) return oom(err);
+    if (st != SG_OK) {
+        c->host->free(sql.data);
+        return oom(err);
+    }
     sqlite3_stmt *q;
     int owned;
     int rc = fcache_get(c, sql.data, sql.len, &q, &owned);
@@ -1864,13 +2530,18 @@ static sg_status run_count(struct search *s, int64_t *total, sg_error *err)
     return rc == SQLITE_ROW ? SG_OK : fail(c, rc, err);
 }
 
-static sg_status run_rows(struct search *s, int paged, sg_row_fn fn, void *ud, sg_error *err)
+/* Stream the rows to fn; *n counts them. */
+static sg_status run_rows(struct search *s, int paged, sg_row_fn fn, void *ud, int64_t *n,
+                          sg_error *err)
 {
     sg_conn *c = s->c;
     const sg_query *qq = s->q;
     sg_buf sql = {0};
     sg_status st = build_sql(s, 0, paged, &sql);
-    if (st != SG_OK) return oom(err);
+    if (st != SG_OK) {
+        c->host->free(sql.data);
+        return oom(err);
+    }
     sqlite3_stmt *q;
     int owned;
     int rc = fcache_get(c, sql.data, sql.len, &q, &owned);
@@ -1878,13 +2549,17 @@ static sg_status run_rows(struct search *s, int paged, sg_row_fn fn, void *ud, s
     if (rc != SQLITE_OK) return fail(c, rc, err);
     bind_params(q, s->tid, qq->type, &s->where);
     int next = (int)s->where.np + 3;
-    if (s->sort_ok && !(qq->sort->flags & SG_ATTR_META))
+    if (s->sk == SK_KEY)
         sqlite3_bind_text(q, next++, qq->sort->path, -1, SQLITE_STATIC);
+    else if (s->sk != SK_NONE && s->sk != SK_META)
+        sqlite3_bind_text(q, next++, s->sort_path, -1, SQLITE_STATIC);
     if (paged) {
         sqlite3_bind_int64(q, next, qq->count > 0 ? qq->count : -1);
         sqlite3_bind_int64(q, next + 1, qq->start_index > 1 ? qq->start_index - 1 : 0);
     }
+    *n = 0;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        ++*n;
         st = emit_row(q, qq->type, fn, ud);
         if (st != SG_OK) break;
     }
@@ -1907,24 +2582,29 @@ static sg_status st_search(sg_conn *c, const char *tenant, const sg_query *q, sg
 
     /* The unary + keeps the planner from starting at the tenant's whole
      * (tid, rtype) range when the filter can drive (see above). */
-    int emitted, drivable = q->filter && rank(&s.where, q->filter, 0) > 0;
+    int emitted, drivable = q->filter && rank(&s.where, q->filter, &top_scope) > 0;
     put(&s.where, drivable ? "+r.tid = ?1 AND +r.rtype = ?2" : "r.tid = ?1 AND r.rtype = ?2");
     struct mark m = mark(&s.where);
     put(&s.where, " AND ");
     s.residual = compile_filter(&s.where, q->filter, &emitted);
     if (!emitted) restore(&s.where, m);
+    s.sk = q->sort ? sort_kind(q->sort) : SK_NONE;
+    if (s.sk == SK_JTEXT || s.sk == SK_JNUM || s.sk == SK_JBOOL) {
+        s.sort_path = jpath_full(c->host, q->sort);
+        if (!s.sort_path) s.where.nomem = 1;
+    }
     if (s.where.nomem) {
         st = oom(err);
         goto out;
     }
-    s.sort_ok = sortable(q->sort);
+    int sort_ok = !q->sort || s.sk != SK_NONE;
     out->residual = s.residual;
-    out->sorted = q->sort ? s.sort_ok : 1;
+    out->sorted = sort_ok;
 
-    /* Count and rows from one snapshot, so total agrees with the page. A
+    /* Rows and count from one snapshot, so total agrees with the page. A
      * residual or a sort we cannot follow leaves paging to the core. */
     int exact = !s.residual;
-    int paged = exact && (!q->sort || s.sort_ok);
+    int paged = exact && sort_ok;
     int need_count = exact, need_rows = !paged || q->count != 0;
     if (need_rows && !fn) {
         st = sg_error_set(err, SG_EINVALID, NULL, "bad query: no row callback");
@@ -1932,12 +2612,25 @@ static sg_status st_search(sg_conn *c, const char *tenant, const sg_query *q, sg
     }
     int implicit = need_count && need_rows && sqlite3_get_autocommit(c->db);
     if (implicit && (st = exec1(c, ST_BEGIN, err)) != SG_OK) goto out;
-    if (need_count) st = run_count(&s, &out->total, err);
-    if (st == SG_OK && need_rows) st = run_rows(&s, paged, fn, ud, err);
+    int64_t nrows = 0;
+    if (need_rows) st = run_rows(&s, paged, fn, ud, &nrows, err);
+    if (st == SG_OK && need_count) {
+        /* A page that is not full, and not empty past an offset, tells the
+         * total by itself: most look-ups (userName eq ...) then cost one
+         * statement. */
+        int64_t offset = paged && q->start_index > 1 ? q->start_index - 1 : 0;
+        int unlimited = !paged || q->count < 0;
+        if (need_rows && (unlimited || nrows < q->count) && (nrows > 0 || offset == 0))
+            out->total = offset + nrows;
+        else
+            st = run_count(&s, &out->total, err);
+    }
     if (implicit && !sqlite3_get_autocommit(c->db)) exec1(c, ST_COMMIT, NULL);
 out:
+    free_params(&s.where, 0);
     c->host->free(s.where.sql.data);
     c->host->free(s.where.p);
+    c->host->free(s.sort_path);
     return st;
 }
 

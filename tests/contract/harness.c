@@ -293,6 +293,13 @@ void res_init(res *x, sg_rtype type, const char *id_base, int created_sec)
     };
 }
 
+void res_body(res *x, const char *json)
+{
+    cr_assert(strlen(json) < sizeof x->json, "body too long for the fixture");
+    snprintf(x->json, sizeof x->json, "%s", json);
+    x->r.json_len = strlen(x->json);
+}
+
 void res_key(res *x, const char *attr, const char *value, int unique, int case_exact)
 {
     size_t i = x->r.nkeys++;
@@ -481,6 +488,24 @@ const sg_filter *f_vp(const sg_attr_ref *a, const sg_filter *elem, const sg_filt
     f->attr = *a;
     f->a = elem;
     f->b = sub;
+    return f;
+}
+
+const sg_filter *f_num(sg_fop op, const sg_attr_ref *a, double v)
+{
+    sg_filter *f = node(op);
+    f->attr = *a;
+    f->vtype = SG_VT_NUMBER;
+    f->num = v;
+    return f;
+}
+
+const sg_filter *f_bool(sg_fop op, const sg_attr_ref *a, int v)
+{
+    sg_filter *f = node(op);
+    f->attr = *a;
+    f->vtype = SG_VT_BOOL;
+    f->boolean = v != 0;
     return f;
 }
 

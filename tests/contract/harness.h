@@ -74,7 +74,7 @@ typedef struct res {
     sg_resource r;
     sg_key keys[8];
     char id[128];
-    char json[512];
+    char json[1024];
     char created[SG_TIME_MAX];
     char modified[SG_TIME_MAX];
     char attr[8][64];
@@ -92,6 +92,9 @@ void res_key(res *x, const char *attr, const char *value, int unique, int case_e
 void res_user(res *x, const char *id_base, const char *user_name, int created_sec);
 /* A group with displayName (not unique, case-insensitive). */
 void res_group(res *x, const char *id_base, const char *display, int created_sec);
+
+/* Replace the body (canonical JSON as the core would store it). */
+void res_body(res *x, const char *json);
 
 /* Create a user / group in tenant t; returns the id. */
 const char *mk_user(const char *t, const char *id_base, const char *user_name, int sec);
@@ -137,6 +140,9 @@ const sg_filter *f_and(const sg_filter *a, const sg_filter *b);
 const sg_filter *f_or(const sg_filter *a, const sg_filter *b);
 const sg_filter *f_not(const sg_filter *a);
 const sg_filter *f_vp(const sg_attr_ref *a, const sg_filter *elem, const sg_filter *sub);
+/* Comparisons with a number or a boolean literal. */
+const sg_filter *f_num(sg_fop op, const sg_attr_ref *a, double v);
+const sg_filter *f_bool(sg_fop op, const sg_attr_ref *a, int v);
 
 /* A search with the defaults the core uses (start 1, count 100). */
 sg_query q_of(sg_rtype type, const sg_filter *f);

@@ -138,6 +138,9 @@ typedef struct sg_search_out {
      * returned row satisfies the whole filter, else a node of the query's
      * tree (the root, or a child of a top-level AND) that the core must
      * still evaluate on each row. Rows always satisfy what was compiled.
+     * Conditions on group membership (SG_ATTR_MEMBERS: members.value eq,
+     * members pr) must always compile: members are rows the core cannot
+     * see in the body.
      * When non-NULL the plugin returns every candidate row in order,
      * ignoring start_index and count, and `total` is not set. The plugin
      * sets `residual` before its first call of the row callback, so the
