@@ -14,6 +14,7 @@
 #include "fold.h"
 #include "http.h"
 #include "log.h"
+#include "lua_host.h"
 #include "paths.h"
 #include "plugin.h"
 #include "runner.h"
@@ -274,6 +275,18 @@ static int cmd_serve(sg_config *cfg)
                      .flim = {(size_t)cfg->limits.filter_length, (int)cfg->limits.filter_depth}};
     sg_http *http = NULL;
     int rc = 1;
+    char spool[1024];
+    snprintf(spool, sizeof spool, "%s/spool", cfg->data);
+    sg_lua_config lcfg = {.dir = cfg->scripts,
+                          .spool_dir = spool,
+                          .instructions = cfg->limits.lua_instructions,
+                          .memory = cfg->limits.lua_memory,
+                          .json_depth = (int)cfg->limits.json_depth};
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* delivery from invite scripts */
+    if (!sg_scripts_start(&lcfg, err, sizeof err)) {
+        sg_log(SG_LOG_ERROR, "main", "%s", err);
+        goto out;
+    }
     if (!sg_touch_start(&plugins)) goto out;
     if (!sg_http_start(&srv, &http, err, sizeof err)) {
         sg_log(SG_LOG_ERROR, "main", "%s", err);
@@ -290,7 +303,9 @@ static int cmd_serve(sg_config *cfg)
         int sig;
         if (sigwait(&set, &sig) != 0) continue;
         if (sig == SIGHUP) {
-            sg_log(SG_LOG_INFO, "main", "SIGHUP received (nothing to reload yet)");
+            uint64_t gen = sg_scripts_reload();
+            sg_log(SG_LOG_INFO, "main", "SIGHUP: scripts checked, generation %llu serving",
+                   (unsigned long long)gen);
             continue;
         }
         sg_log(SG_LOG_INFO, "main", "%s received: finishing in-flight requests",
@@ -302,8 +317,10 @@ static int cmd_serve(sg_config *cfg)
     sg_log(SG_LOG_INFO, "main", "stopped");
 out:
     sg_touch_stop();
+    sg_scripts_stop();
     sg_plugins_close(&plugins);
     sg_schemas_free();
+    curl_global_cleanup();
     return rc;
 }
 

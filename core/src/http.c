@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "lua_host.h"
 #include "util.h"
 
 struct sg_http {
@@ -62,7 +63,10 @@ static void *init_thread(const struct mg_context *ctx, int thread_type)
     if (thread_type != 1) return NULL;
     sg_http *h = mg_get_user_data(ctx);
     sg_worker *w = calloc(1, sizeof *w);
-    if (w) w->srv = h->srv;
+    if (w) {
+        w->srv = h->srv;
+        w->lua = sg_lua_new();
+    }
     return w;
 }
 
@@ -73,6 +77,7 @@ static void exit_thread(const struct mg_context *ctx, int thread_type, void *p)
     sg_worker *w = p;
     if (!w) return;
     if (w->conn) w->srv->plugins->st->disconnect(w->conn);
+    sg_lua_free(w->lua);
     free(w);
 }
 
@@ -155,16 +160,20 @@ static void readiness(sg_worker *w, sg_response *res)
     sg_error err;
     sg_conn *c;
     const sg_storage_vtab *st = w->srv->plugins->st;
-    if (sg_worker_conn(w, &c, &err) == SG_OK && st->begin(c, SG_TXN_READ, &err) == SG_OK &&
-        st->commit(c, &err) == SG_OK) {
-        plain_json(res, 200, "{\"status\":\"ready\",\"storage\":\"ok\"}");
-        return;
-    }
-    if (w->conn) st->rollback(w->conn);
-    res->status = 503;
+    bool store = sg_worker_conn(w, &c, &err) == SG_OK && st->begin(c, SG_TXN_READ, &err) == SG_OK &&
+                 st->commit(c, &err) == SG_OK;
+    if (!store && w->conn) st->rollback(w->conn);
+    bool scripts = sg_scripts_ready();
+    res->status = store && scripts ? 200 : 503;
     res->content_type = SG_CT_JSON;
-    sg_buf_puts(&res->body, "{\"status\":\"not ready\",\"storage\":");
-    sg_buf_json_str(&res->body, err.detail, strlen(err.detail));
+    sg_buf_printf(&res->body,
+                  "{\"status\":\"%s\",\"storage\":", store && scripts ? "ready" : "not ready");
+    if (store)
+        sg_buf_puts(&res->body, "\"ok\"");
+    else
+        sg_buf_json_str(&res->body, err.detail, strlen(err.detail));
+    sg_buf_puts(&res->body, ",\"scripts\":");
+    sg_scripts_status(&res->body);
     sg_buf_putc(&res->body, '}');
 }
 
@@ -179,6 +188,7 @@ static int handler(struct mg_connection *conn, void *cbdata)
     sg_random(rnd, sizeof rnd);
     sg_hex(rnd, sizeof rnd, id);
     sg_log_set_request_id(id);
+    sg_lua_request_start(w->lua);
 
     const sg_config *cfg = h->srv->cfg;
     sg_request req = {.method = ri->request_method,

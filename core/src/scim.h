@@ -27,7 +27,8 @@ typedef struct sg_server {
 /* Per worker thread (CivetWeb's init_thread), never shared. */
 typedef struct sg_worker {
     sg_server *srv;
-    sg_conn *conn; /* storage connection, opened on first use */
+    sg_conn *conn;      /* storage connection, opened on first use */
+    struct sg_lua *lua; /* this thread's hook scripts (lua_host.h) */
 } sg_worker;
 
 typedef struct sg_request {

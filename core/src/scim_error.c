@@ -62,7 +62,7 @@ void sg_respond_sg_error(sg_response *res, const sg_error *e)
 {
     int http = sg_status_http(e->status);
     const char *detail = e->detail;
-    if (http == 500) {
+    if (http == 500 && e->status != SG_ESCRIPT) {
         /* Internal details go to the log, never to the client. */
         sg_log(SG_LOG_ERROR, "scim", "internal error (status %d): %s", (int)e->status, e->detail);
         detail = "internal error; the gateway log has the details for this request id";

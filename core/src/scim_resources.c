@@ -15,6 +15,7 @@
 #include "json.h"
 #include "fold.h"
 #include "log.h"
+#include "lua_host.h"
 #include "patch.h"
 #include "project.h"
 #include "query.h"
@@ -34,6 +35,7 @@ typedef struct rctx {
     const char *tenant;
     sg_error err;
     bool in_txn;
+    sg_hook_ctx hctx; /* what hook scripts see as ctx */
 } rctx;
 
 /* A row copied out of a storage callback. */
@@ -147,9 +149,10 @@ oom:
 static bool render(rctx *c, const sg_resource *row, const sg_projection *proj, sg_buf *out)
 {
     bool members = c->rt->type == SG_RT_GROUP && proj->members;
+    bool outbound = sg_lua_has_hook(c->w->lua, c->tenant, SG_HOOK_OUTBOUND);
     sg_buf meta = {0};
     sg_status s = sg_resource_meta_json(c->rt, row, c->req->tenant_url, &meta);
-    if (s == SG_OK && sg_projection_trivial(c->rt, proj) && row->json_len >= 2 &&
+    if (s == SG_OK && !outbound && sg_projection_trivial(c->rt, proj) && row->json_len >= 2 &&
         row->json[row->json_len - 1] == '}') {
         /* Splice: stored body without its closing brace, then members and
          * meta. The stored body always holds at least schemas and id. */
@@ -192,6 +195,10 @@ static bool render(rctx *c, const sg_resource *row, const sg_projection *proj, s
         sg_buf_free(&mb);
     }
     json_object_set_new(doc, "meta", m);
+    if (outbound && sg_lua_map(c->w->lua, SG_HOOK_OUTBOUND, &c->hctx, &doc, &c->err) != SG_OK) {
+        json_decref(doc);
+        return fail(c);
+    }
     sg_projection_apply(c->rt, proj, doc);
     s = sg_json_dump(doc, out);
     json_decref(doc);
@@ -465,12 +472,116 @@ out:
     return ok;
 }
 
+/* ---- hook scripts ------------------------------------------------------------- */
+
+#define POLICY_URN "urn:scimgate:schemas:extension:policy:2.0:Group"
+
+/* Server-owned extensions ("urn:scimgate:...") come from the stored
+ * resource, never from client or script input. */
+static void carry_server_owned(json_t *dst, const json_t *src)
+{
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(dst, tmp, k, v)
+    {
+        if (!strncmp(k, "urn:scimgate:", 13)) json_object_del(dst, k);
+    }
+    if (!src) return;
+    json_object_foreach((json_t *)src, k, v)
+    {
+        if (!strncmp(k, "urn:scimgate:", 13)) json_object_set(dst, k, v);
+    }
+}
+
+/* Membership changes as ctx.members_added / members_removed. */
+static void ctx_members(sg_hook_ctx *h, const sg_member_change *mc, size_t nmc, json_t *added,
+                        json_t *removed)
+{
+    for (size_t i = 0; i < nmc; i++) {
+        if (mc[i].op == SG_MEMBERS_CLEAR) {
+            h->members_cleared = true;
+            json_array_clear(added);
+        } else {
+            json_array_extend(mc[i].op == SG_MEMBERS_ADD ? added : removed, mc[i].ids);
+        }
+    }
+    h->members_added = added;
+    h->members_removed = removed;
+}
+
+/*
+** Run mapping.inbound and, for groups, groups.accept on a body about to be
+** written (DESIGN §4). The script's result is checked against the schema
+** like a client's body; server-owned extensions are carried over from
+** `stored`. A refusal is the client's 4xx; a script failure is a 500 naming
+** the hook. Nothing has been written yet either way.
+*/
+static bool inbound_hooks(rctx *c, json_t **body, const json_t *stored, const sg_member_change *mc,
+                          size_t nmc)
+{
+    sg_lua *lua = c->w->lua;
+    sg_status s;
+    if (sg_lua_has_hook(lua, c->tenant, SG_HOOK_INBOUND)) {
+        json_t *r = json_incref(*body);
+        if ((s = sg_lua_map(lua, SG_HOOK_INBOUND, &c->hctx, &r, &c->err)) != SG_OK) {
+            json_decref(r);
+            return fail(c);
+        }
+        sg_inbound in2;
+        s = sg_resource_inbound(c->rt, r, &in2, &c->err);
+        json_decref(r);
+        if (s != SG_OK) {
+            char detail[SG_DETAIL_MAX];
+            snprintf(detail, sizeof detail, "%s", c->err.detail);
+            sg_log(SG_LOG_ERROR, "lua", "mapping.inbound returned an invalid resource: %s", detail);
+            sg_error_set(&c->err, SG_ESCRIPT, NULL,
+                         "the mapping.inbound hook returned an invalid resource: %s", detail);
+            return fail(c);
+        }
+        json_t *id = json_object_get(*body, "id");
+        if (id) sg_resource_set_id(in2.body, json_string_value(id));
+        json_decref(in2.members); /* hooks never change members */
+        json_decref(*body);
+        *body = in2.body;
+    }
+    carry_server_owned(*body, stored);
+    if (c->rt->type == SG_RT_GROUP) {
+        json_t *added = json_array(), *removed = json_array();
+        ctx_members(&c->hctx, mc, nmc, added, removed);
+        sg_verdict v;
+        char reason[256];
+        s = sg_lua_accept(lua, &c->hctx, *body, &v, reason, &c->err);
+        c->hctx.members_added = c->hctx.members_removed = NULL;
+        c->hctx.members_cleared = false;
+        json_decref(added);
+        json_decref(removed);
+        if (s != SG_OK) return fail(c);
+        if (v == SG_REJECT) {
+            sg_error_set(&c->err, SG_EINVALID, "invalidValue",
+                         "the tenant does not accept this group%s%s", reason[0] ? ": " : "",
+                         reason);
+            return fail(c);
+        }
+        json_t *pol = json_pack("{ss}", "status", v == SG_IGNORE ? "ignored" : "accepted");
+        if (v == SG_IGNORE && reason[0]) json_object_set_new(pol, "reason", json_string(reason));
+        json_object_set_new(*body, POLICY_URN, pol);
+    }
+    if ((s = sg_resource_finish(c->rt, *body, &c->err)) != SG_OK) return fail(c);
+    return true;
+}
+
 static void handle_create(rctx *c)
 {
     sg_inbound in;
     if (!read_body(c, &in)) return;
     if (c->rt->type == SG_RT_USER && !json_object_get(in.body, "active"))
         json_object_set_new(in.body, "active", json_true()); /* provisioned users are active */
+    sg_member_change added = {SG_MEMBERS_ADD, in.members, 0};
+    if (!inbound_hooks(c, &in.body, NULL, &added, in.members ? 1 : 0)) {
+        sg_inbound_free(&in);
+        return;
+    }
     char id[37], now[SG_TIME_MAX];
     sg_new_uuid(id);
     sg_format_time(sg_now_ms(), now);
@@ -546,6 +657,7 @@ static void handle_replace(rctx *c, const char *id)
     /* members are replaced only when the body carries them: a replace that
      * leaves them out must not empty the group. */
     sg_member_change mc[2] = {{SG_MEMBERS_CLEAR, NULL, 0}, {SG_MEMBERS_ADD, in.members, 0}};
+    if (!inbound_hooks(c, &in.body, old, mc, in.members ? 2 : 0)) goto done;
     if (write_version(c, &g, in.body, mc, in.members ? 2 : 0, 200, &proj))
         sg_log(SG_LOG_INFO, "scim", "replaced %s %s", c->rt->id, g.row.id);
 done:
@@ -591,6 +703,10 @@ static void handle_patch(rctx *c, const char *id)
             fail(c);
             goto next;
         }
+        if ((pr.changed || pr.nmembers) &&
+            !inbound_hooks(c, &pr.body, body, pr.members, pr.nmembers))
+            goto next;
+        pr.changed = !json_equal(body, pr.body);
         if (!pr.changed && pr.nmembers == 0) {
             /* Nothing to write (Entra re-sends values it already set). */
             sg_resource r = as_resource(&g.row, c->rt->type);
@@ -1242,6 +1358,29 @@ static void handle_search(rctx *c, const sg_rtype *types, size_t ntypes)
     json_decref(body);
 }
 
+/* Entra's dialect, guessed from the request: the flag in the URL, or a
+ * PATCH's operation names (Entra's default mode capitalises them). */
+static const char *entra_mode(const sg_request *req)
+{
+    if (req->query && strcasestr(req->query, "aadOptscim062020")) return "aadOptscim062020";
+    if (strcmp(req->method, "PATCH") || !req->body) return "default";
+    const char *op = strstr(req->body, "\"op\"");
+    if (!op) op = strstr(req->body, "\"Op\"");
+    if (!op) return "default";
+    op = strchr(op + 4, '"');
+    return op && op[1] >= 'a' && op[1] <= 'z' ? "aadOptscim062020" : "default";
+}
+
+static void hook_ctx_init(rctx *c)
+{
+    c->hctx = (sg_hook_ctx){.tenant = c->tenant,
+                            .token_id = c->req->principal.token_id,
+                            .method = c->req->method,
+                            .resource_type = c->rt->id,
+                            .request_id = c->req->request_id,
+                            .entra_mode = entra_mode(c->req)};
+}
+
 /* ---- dispatch ------------------------------------------------------------------- */
 
 static void not_allowed(sg_response *res, const char *allow)
@@ -1259,6 +1398,7 @@ void sg_scim_resources(sg_worker *w, sg_request *req, sg_response *res)
               .tenant = req->route.tenant,
               .rt = sg_rt(req->route.ep == SG_EP_USERS ? SG_RT_USER : SG_RT_GROUP)};
     sg_error_clear(&c.err);
+    hook_ctx_init(&c);
     char id[ID_MAX + 1] = "";
     const sg_route *r = &req->route;
     if (r->id) {
@@ -1319,5 +1459,6 @@ void sg_scim_search(sg_worker *w, sg_request *req, sg_response *res)
               .tenant = req->route.tenant,
               .rt = sg_rt(types[0])};
     sg_error_clear(&c.err);
+    hook_ctx_init(&c);
     handle_search(&c, types, n);
 }

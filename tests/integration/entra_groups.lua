@@ -54,7 +54,9 @@ test("the Microsoft sample with the ADSCIM schema URI and no members", function(
     externalId = "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159", displayName = "Group1DisplayName",
     meta = {resourceType = "Group"}}, hdrs())
   expect.status(r, 201)
-  expect.eq(r.json.schemas, json.array{"urn:ietf:params:scim:schemas:core:2.0:Group"})
+  expect.eq(r.json.schemas, json.array{"urn:ietf:params:scim:schemas:core:2.0:Group",
+                                      "urn:scimgate:schemas:extension:policy:2.0:Group"},
+            "unknown schema URIs are dropped; the gateway's group policy is added")
 end)
 
 test("a duplicate displayName (any case) is 409 uniqueness", function()

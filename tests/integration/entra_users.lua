@@ -132,12 +132,12 @@ end)
 test("PUT replaces the user; unknown attributes are dropped", function()
   local body = json.decode(USER_BODY)
   body.title = "Lead Guide"
-  body.displayName = nil
+  body.preferredLanguage = nil
   body.misspelledAttribute = "x"
   local r = http.put(gw.url .. "/Users/" .. created.id, body, hdrs(scim))
   expect.status(r, 200)
   expect.eq(r.json.title, "Lead Guide")
-  expect.eq(r.json.displayName, nil)
+  expect.eq(r.json.preferredLanguage, nil, "what the PUT leaves out is gone")
   expect.eq(r.json.misspelledAttribute, nil)
   expect.eq(r.json.meta.version, 'W/"2"')
   expect.eq(r.json.meta.created, created.meta.created)

@@ -25,6 +25,7 @@ typedef enum sg_status {
     SG_EVERSION = 10,  /* ABI version mismatch (loader)                     */
     SG_EINTERNAL = 11, /* 500: a bug or an unexpected failure               */
     SG_ENOTIMPL = 12,  /* 501: not implemented                              */
+    SG_ESCRIPT = 13,   /* 500: a hook script failed; detail is client-safe  */
 } sg_status;
 
 /* Size of sg_error.detail, including the terminating NUL. */
