@@ -31,6 +31,7 @@ typedef struct script {
     char *error; /* last load error ("file:line: message"), or NULL */
     int64_t mtime_ns;
     int64_t size;
+    uint64_t ino;     /* an editor that saves by rename changes it */
     uint64_t version; /* generation in which `text` was taken */
 } script;
 
@@ -349,6 +350,7 @@ out:
 typedef struct found {
     char *key, *path;
     int64_t mtime_ns, size;
+    uint64_t ino;
 } found;
 
 typedef struct found_list {
@@ -367,7 +369,7 @@ static void add_found(found_list *l, const char *key, const char *path, const st
     }
     l->f[l->n++] = (found){sg_xstrdup(key), sg_xstrdup(path),
                            (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
-                           (int64_t)st->st_size};
+                           (int64_t)st->st_size, (uint64_t)st->st_ino};
 }
 
 /* Every *.lua of `dir` as "<prefix><name>". */
@@ -428,7 +430,7 @@ static bool refresh_locked(void)
     for (size_t i = 0; !changed && i < l.n; i++) {
         const script *o = snap_find(old, l.f[i].key);
         changed = !o || o->mtime_ns != l.f[i].mtime_ns || o->size != l.f[i].size ||
-                  strcmp(o->path, l.f[i].path);
+                  o->ino != l.f[i].ino || strcmp(o->path, l.f[i].path);
     }
     if (!changed) {
         found_free(&l);
@@ -451,7 +453,8 @@ static bool refresh_locked(void)
         sc->path = sg_xstrdup(l.f[i].path);
         sc->mtime_ns = l.f[i].mtime_ns;
         sc->size = l.f[i].size;
-        bool same = o && o->mtime_ns == sc->mtime_ns && o->size == sc->size;
+        sc->ino = l.f[i].ino;
+        bool same = o && o->mtime_ns == sc->mtime_ns && o->size == sc->size && o->ino == sc->ino;
         if (same) {
             sc->text = o->text ? sg_xstrdup(o->text) : NULL;
             sc->len = o->len;
@@ -732,12 +735,71 @@ static bool push_hook(sg_lua *l, const char *tenant, sg_hook hook, const script 
     return true;
 }
 
+/* push_hook through a per-state cache, registry["scimgate.hooks"], keyed by
+ * hook and tenant: the function, or false when there is none. Hot paths
+ * (the outbound check runs for every rendered resource) then cost one table
+ * look-up. Failures are not cached, so they are reported every time. */
+static bool push_hook_cached(sg_lua *l, const char *tenant, sg_hook hook, const script **sc)
+{
+    lua_State *L = l->L;
+    *sc = NULL;
+    lua_getfield(L, LUA_REGISTRYINDEX, "scimgate.hooks");
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, "scimgate.hooks");
+    }
+    lua_pushfstring(L, "%d|%s", (int)hook, tenant ? tenant : "");
+    lua_pushvalue(L, -1);
+    int t = lua_rawget(L, -3);
+    if (t == LUA_TFUNCTION || t == LUA_TBOOLEAN) {
+        if (t == LUA_TBOOLEAN) {
+            lua_pop(L, 1);
+            lua_pushnil(L);
+        }
+        lua_replace(L, -3); /* cache, key, fn -> fn, key */
+        lua_pop(L, 1);
+        return true;
+    }
+    lua_pop(L, 1);
+    if (!push_hook(l, tenant, hook, sc)) {
+        lua_replace(L, -3); /* cache, key, msg -> msg, key */
+        lua_pop(L, 1);
+        return false;
+    }
+    lua_pushvalue(L, -2); /* key */
+    if (lua_isnil(L, -2))
+        lua_pushboolean(L, 0);
+    else
+        lua_pushvalue(L, -2);
+    lua_rawset(L, -5);  /* cache[key] = fn or false */
+    lua_replace(L, -3); /* cache, key, fn -> fn, key */
+    lua_pop(L, 1);
+    return true;
+}
+
+/* The script that defines a hook for a tenant (for messages). */
+static const script *hook_script(sg_lua *l, const char *tenant, sg_hook hook)
+{
+    char key[300];
+    snprintf(key, sizeof key, "tenants/%s/%s", tenant ? tenant : "", hook_names[hook][0]);
+    const script *sc = tenant ? snap_find(l->si.snap, key) : NULL;
+    return sc ? sc : snap_find(l->si.snap, hook_names[hook][0]);
+}
+
+static const char *script_path(sg_lua *l, const char *tenant, sg_hook hook)
+{
+    const script *sc = hook_script(l, tenant, hook);
+    return sc ? sc->path : "?";
+}
+
 bool sg_lua_has_hook(sg_lua *l, const char *tenant, sg_hook hook)
 {
     if (!ensure_state(l)) return true; /* fail closed: the call will report it */
     int top = lua_gettop(l->L);
     const script *sc;
-    bool ok = push_hook(l, tenant, hook, &sc);
+    bool ok = push_hook_cached(l, tenant, hook, &sc);
     bool has = !ok || !lua_isnil(l->L, -1);
     lua_settop(l->L, top);
     return has;
@@ -816,7 +878,10 @@ static sg_status begin_hook(sg_lua *l, const char *tenant, sg_hook hook, const s
     if (!l || !ensure_state(l))
         return sg_error_set(err, SG_ESCRIPT, NULL, "the %s hook cannot run: no Lua state",
                             hook_names[hook][1]);
-    if (!push_hook(l, tenant, hook, sc)) return script_failed(l, hook, *sc, err);
+    if (!push_hook_cached(l, tenant, hook, sc)) {
+        *sc = hook_script(l, tenant, hook);
+        return script_failed(l, hook, *sc, err);
+    }
     if (lua_isnil(l->L, -1)) {
         lua_pop(l->L, 1);
         return SG_ENOTFOUND;
@@ -839,7 +904,7 @@ sg_status sg_lua_map(sg_lua *l, sg_hook hook, const sg_hook_ctx *ctx, json_t **r
     }
     push_ctx(L, ctx, g.cfg.json_depth);
     if (call(L, &l->si, 2, 2, g.cfg.instructions) != LUA_OK) {
-        s = script_failed(l, hook, sc, err);
+        s = script_failed(l, hook, hook_script(l, ctx->tenant, hook), err);
         lua_settop(L, top);
         return s;
     }
@@ -879,7 +944,7 @@ sg_status sg_lua_map(sg_lua *l, sg_hook hook, const sg_hook_ctx *ctx, json_t **r
     if (!out || !json_is_object(out)) {
         json_decref(out);
         sg_log(SG_LOG_ERROR, "lua", "%s.%s (%s) returned no resource: %s", hook_names[hook][0],
-               hook_names[hook][1], sc ? sc->path : "?", out ? "not an object" : msg);
+               hook_names[hook][1], script_path(l, ctx->tenant, hook), out ? "not an object" : msg);
         return sg_error_set(err, SG_ESCRIPT, NULL,
                             "the %s.%s hook returned no resource; the gateway log has the details",
                             hook_names[hook][0], hook_names[hook][1]);
@@ -920,7 +985,7 @@ sg_status sg_lua_accept(sg_lua *l, const sg_hook_ctx *ctx, const json_t *group, 
     }
     push_ctx(L, ctx, g.cfg.json_depth);
     if (call(L, &l->si, 2, 2, g.cfg.instructions) != LUA_OK) {
-        s = script_failed(l, SG_HOOK_ACCEPT, sc, err);
+        s = script_failed(l, SG_HOOK_ACCEPT, hook_script(l, ctx->tenant, SG_HOOK_ACCEPT), err);
         lua_settop(L, top);
         return s;
     }
@@ -931,7 +996,7 @@ sg_status sg_lua_accept(sg_lua *l, const sg_hook_ctx *ctx, const json_t *group, 
         sg_log(SG_LOG_ERROR, "lua",
                "groups.accept (%s) must return \"accept\", \"ignore\" or "
                "\"reject\"",
-               sc ? sc->path : "?");
+               script_path(l, ctx->tenant, SG_HOOK_ACCEPT));
         return sg_error_set(err, SG_ESCRIPT, NULL,
                             "the groups.accept hook gave no verdict; the gateway log has the "
                             "details");
@@ -968,7 +1033,7 @@ sg_status sg_lua_invite(sg_lua *l, const sg_hook_ctx *ctx, const json_t *user,
     sg_lua_deliver_allow(L, 0);
     if (rc != LUA_OK) {
         sg_error e;
-        script_failed(l, SG_HOOK_INVITE, sc, &e);
+        script_failed(l, SG_HOOK_INVITE, hook_script(l, ctx->tenant, SG_HOOK_INVITE), &e);
         snprintf(reason, 256, "the invite script failed (see the log)");
         lua_settop(L, top);
         return SG_OK;
