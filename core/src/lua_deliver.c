@@ -551,11 +551,13 @@ static void put_date(struct out *o)
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     time_t now = time(NULL);
     struct tm tm;
-    char line[96];
+    char line[160];
     if (gmtime_r(&now, &tm) == NULL) memset(&tm, 0, sizeof tm);
-    snprintf(line, sizeof line, "Date: %s, %d %s %d %02d:%02d:%02d +0000\r\n",
-             days[(unsigned)tm.tm_wday % 7], tm.tm_mday, months[(unsigned)tm.tm_mon % 12],
-             tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    /* The modulos bound every field, so the compiler can see the line fits. */
+    snprintf(line, sizeof line, "Date: %s, %u %s %u %02u:%02u:%02u +0000\r\n",
+             days[(unsigned)tm.tm_wday % 7], (unsigned)tm.tm_mday % 100u,
+             months[(unsigned)tm.tm_mon % 12], (unsigned)(tm.tm_year + 1900) % 10000u,
+             (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u);
     put_str(o, line);
 }
 
