@@ -90,7 +90,7 @@ struct gw {
     int wstatus;    /* its last wait status, -1 when none */
     off_t log_mark; /* size of the log when the current test began */
     int port;
-    char *data, *log, *base, *url, *tenant, *token;
+    char *data, *log, *base, *url, *tenant, *token, *admin_token;
     struct strv args;     /* self_exe and the flags every command gets */
     struct strv env;      /* the children's whole environment */
     struct strv env_over; /* gateway.start's env entries: "K=V", or "K" to drop K */
@@ -1594,6 +1594,7 @@ static void gw_free(struct gw *g)
     free(g->url);
     free(g->tenant);
     free(g->token);
+    free(g->admin_token);
     strv_free(&g->args);
     strv_free(&g->env);
     strv_free(&g->env_over);
@@ -2113,6 +2114,15 @@ static int l_gateway_start(lua_State *L)
     g->token = strdup(lua_tostring(L, -1));
     if (g->token == NULL) return luaL_error(L, "gateway.start: out of memory");
 
+    /* An operator for the admin API: gw.admin_token. */
+    const char *adm[4] = {"admin", "create", "--operator", "test-operator"};
+    gw_setup_cmd(L, g, adm, 4);
+    json_t *aj = json_loads(lua_tostring(L, -1), 0, NULL);
+    const char *at = json_string_value(json_object_get(aj, "token"));
+    g->admin_token = at ? strdup(at) : NULL;
+    json_decref(aj);
+    if (g->admin_token == NULL) return luaL_error(L, "gateway.start: no admin token");
+
     gw_start_serve(L, g);
 
     lua_createtable(L, 0, 12);
@@ -2135,7 +2145,8 @@ static int l_gateway_start(lua_State *L)
     lua_setfield(L, -2, "port");
     lua_pushlightuserdata(L, g);
     lua_setfield(L, -2, "_handle");
-    /* admin_token stays nil until `admin create` is wired in */
+    lua_pushstring(L, g->admin_token);
+    lua_setfield(L, -2, "admin_token");
     return 1;
 }
 

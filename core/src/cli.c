@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 
 #include "config.h"
 #include "crypto.h"
@@ -36,6 +37,10 @@ static const char usage[] =
     "                                          new SCIM secret token, shown once\n"
     "  token list TENANT                       list a tenant's tokens (never the secret)\n"
     "  token revoke TENANT TOKEN_ID            revoke a token at once\n"
+    "  admin create TENANT LOGIN | --operator LOGIN\n"
+    "                                          an admin: {\"login\", \"password\", \"token\"}\n"
+    "  scripts status | reload [--url URL] [--admin-token TOKEN]\n"
+    "                                          a running gateway's hook scripts (operator)\n"
     "  test FILE.lua...                        run integration test scripts\n"
     "  version                                 print the version\n"
     "\n"
@@ -167,6 +172,7 @@ static int cmd_tenant(const sg_config *cfg, int argc, char **argv)
 static int print_token(void *ud, const sg_token *t)
 {
     int64_t now = *(int64_t *)ud;
+    if (t->kind != SG_TOKEN_SCIM) return 0; /* admin and device tokens are listed elsewhere */
     char created[SG_TIME_MAX], expires[SG_TIME_MAX], revoked[SG_TIME_MAX], used[SG_TIME_MAX];
     fmt_ms(t->created_ms, created);
     fmt_ms(t->expires_ms, expires);
@@ -237,6 +243,161 @@ static int cmd_token(const sg_config *cfg, int argc, char **argv)
     }
     rc = report(st, &e);
     store_close(&s);
+    return rc;
+}
+
+/* ---- admin ----------------------------------------------------------------------- */
+
+static int cmd_admin(const sg_config *cfg, int argc, char **argv)
+{
+    if (argc < 1 || strcmp(argv[0], "create"))
+        return usage_error("usage: admin create TENANT LOGIN | admin create --operator LOGIN");
+    const char *tenant_arg = NULL, *login = NULL;
+    bool operator= false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--operator"))
+            operator= true;
+        else if (!strncmp(argv[i], "--", 2))
+            return usage_error("unknown flag for admin create");
+        else if (!operator&& !tenant_arg)
+            tenant_arg = argv[i];
+        else if (!login)
+            login = argv[i];
+        else
+            return usage_error("usage: admin create TENANT LOGIN | --operator LOGIN");
+    }
+    if (operator&& tenant_arg && !login) login = tenant_arg, tenant_arg = NULL;
+    if (!login || (operator&& tenant_arg) || (!operator&& !tenant_arg))
+        return usage_error("usage: admin create TENANT LOGIN | admin create --operator LOGIN");
+    store s;
+    if (!store_open(&s, cfg, true)) return 1;
+    sg_error e;
+    sg_error_clear(&e);
+    char tenant[65] = "", password[48], token[SG_TOKEN_MAX];
+    sg_status st = operator? SG_OK : sg_tenant_resolve(&s.p, s.conn, tenant_arg, tenant, &e);
+    if (st == SG_OK)
+        st = sg_admin_create(&s.p, s.conn, operator? NULL : tenant, login, password, token, &e);
+    int rc = report(st, &e);
+    store_close(&s);
+    if (rc) return rc;
+    fprintf(stderr,
+            "Admin \"%s\" created for %s. The password (portal) and token (API) are "
+            "shown only this once.\n",
+            login, operator? "every tenant (operator)" : tenant);
+    json_t *j = json_pack("{ssssss}", "login", login, "password", password, "token", token);
+    char *txt = json_dumps(j, JSON_COMPACT);
+    printf("%s\n", txt);
+    free(txt);
+    json_decref(j);
+    return 0;
+}
+
+/* ---- api commands: a running gateway's /admin/v1 ---------------------------------- */
+
+static size_t collect(char *p, size_t size, size_t n, void *ud)
+{
+    return sg_buf_append(ud, p, size * n) == SG_OK ? size * n : 0;
+}
+
+/* Call the admin API. Returns the HTTP status (0 when no answer; then
+ * `body` holds curl's message). */
+static long api_call(const char *method, const char *url, const char *token, sg_buf *body)
+{
+    CURL *h = curl_easy_init();
+    if (!h) return 0;
+    struct curl_slist *hdr = NULL;
+    char auth[SG_TOKEN_MAX + 32];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    hdr = curl_slist_append(hdr, auth);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    if (!strcmp(method, "POST")) curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    long status = 0;
+    CURLcode rc = curl_easy_perform(h);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    else
+        sg_buf_puts(body, curl_easy_strerror(rc));
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(h);
+    return status;
+}
+
+typedef struct api_opts {
+    const char *url;
+    const char *token;
+    char base[300];
+} api_opts;
+
+/* --url and --admin-token (or SCIMGATE_ADMIN_TOKEN); the rest stays. */
+static bool api_flags(const sg_config *cfg, int *argc, char **argv, api_opts *o)
+{
+    o->url = NULL;
+    o->token = getenv("SCIMGATE_ADMIN_TOKEN");
+    int out = 0;
+    for (int i = 0; i < *argc; i++) {
+        if ((!strcmp(argv[i], "--url") || !strcmp(argv[i], "--admin-token")) && i + 1 < *argc) {
+            if (argv[i][2] == 'u')
+                o->url = argv[++i];
+            else
+                o->token = argv[++i];
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    *argc = out;
+    if (!o->url) {
+        snprintf(o->base, sizeof o->base, "http://%s", cfg->admin_listen);
+        o->url = o->base;
+    }
+    return o->token && *o->token;
+}
+
+static int cmd_scripts(const sg_config *cfg, int argc, char **argv)
+{
+    api_opts o;
+    bool have_token = api_flags(cfg, &argc, argv, &o);
+    if (argc != 1 || (strcmp(argv[0], "status") && strcmp(argv[0], "reload")))
+        return usage_error("usage: scripts status|reload [--url URL] [--admin-token TOKEN]");
+    if (!have_token)
+        return usage_error("an operator's admin token is needed: --admin-token or "
+                           "SCIMGATE_ADMIN_TOKEN (scimgate admin create --operator LOGIN)");
+    bool reload = !strcmp(argv[0], "reload");
+    char url[600];
+    snprintf(url, sizeof url, "%s/admin/v1/scripts%s", o.url, reload ? "/reload" : "");
+    sg_buf body = {0};
+    long status = api_call(reload ? "POST" : "GET", url, o.token, &body);
+    json_t *j = body.data ? json_loadb(body.data, body.len, 0, NULL) : NULL;
+    int rc = 0;
+    if (status != 200 || !j) {
+        const char *detail = json_string_value(json_object_get(j, "detail"));
+        fprintf(stderr, "scimgate: %s: %s\n", url,
+                detail      ? detail
+                : body.data ? body.data
+                            : "no answer");
+        rc = 1;
+    } else {
+        printf("%-32s  %-8s  %-7s  %s\n", "SCRIPT", "VERSION", "LOADED", "ERROR");
+        size_t i;
+        json_t *sc;
+        json_array_foreach(json_object_get(j, "scripts"), i, sc)
+        {
+            const char *error = json_string_value(json_object_get(sc, "error"));
+            printf("%-32s  %-8lld  %-7s  %s\n", json_string_value(json_object_get(sc, "name")),
+                   (long long)json_integer_value(json_object_get(sc, "version")),
+                   json_is_true(json_object_get(sc, "loaded")) ? "yes" : "no", error ? error : "-");
+            if (error) rc = 1; /* a script needs attention */
+        }
+        fprintf(stderr, "generation %lld\n",
+                (long long)json_integer_value(json_object_get(j, "generation")));
+    }
+    json_decref(j);
+    sg_buf_free(&body);
     return rc;
 }
 
@@ -373,7 +534,13 @@ int sg_cli_main(int argc, char **argv)
         rc = cmd_tenant(&cfg, argc - 2, argv + 2);
     else if (!strcmp(argv[1], "token"))
         rc = cmd_token(&cfg, argc - 2, argv + 2);
-    else
+    else if (!strcmp(argv[1], "admin"))
+        rc = cmd_admin(&cfg, argc - 2, argv + 2);
+    else if (!strcmp(argv[1], "scripts")) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        rc = cmd_scripts(&cfg, argc - 2, argv + 2);
+        curl_global_cleanup();
+    } else
         rc = usage_error("unknown command");
     sg_config_free(&cfg);
     return rc;

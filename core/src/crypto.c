@@ -105,3 +105,43 @@ int sg_crypto_equal(const void *a, const void *b, size_t n)
 {
     return CRYPTO_memcmp(a, b, n) == 0;
 }
+
+#define PBKDF2_ITERATIONS 600000 /* OWASP's figure for PBKDF2-HMAC-SHA-256 */
+
+static bool pbkdf2(const char *password, const unsigned char *salt, size_t saltlen, int iterations,
+                   unsigned char out[32])
+{
+    return PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, (int)saltlen, iterations,
+                             EVP_sha256(), 32, out) == 1;
+}
+
+bool sg_password_hash(const char *password, char out[SG_PASSWORD_HASH_MAX])
+{
+    unsigned char salt[16], dk[32];
+    char salt_txt[32], dk_txt[48];
+    sg_random(salt, sizeof salt);
+    if (!pbkdf2(password, salt, sizeof salt, PBKDF2_ITERATIONS, dk)) return false;
+    sg_base64url(salt, sizeof salt, salt_txt);
+    sg_base64url(dk, sizeof dk, dk_txt);
+    snprintf(out, SG_PASSWORD_HASH_MAX, "pbkdf2-sha256$%d$%s$%s", PBKDF2_ITERATIONS, salt_txt,
+             dk_txt);
+    OPENSSL_cleanse(dk, sizeof dk);
+    return true;
+}
+
+bool sg_password_verify(const char *password, const char *stored)
+{
+    int iterations;
+    char salt_txt[64], dk_txt[64];
+    if (sscanf(stored, "pbkdf2-sha256$%d$%63[^$]$%63s", &iterations, salt_txt, dk_txt) != 3 ||
+        iterations < 1 || iterations > 10000000)
+        return false;
+    unsigned char salt[48], dk[32];
+    size_t saltlen;
+    if (!sg_unbase64url(salt_txt, salt, sizeof salt, &saltlen)) return false;
+    if (!pbkdf2(password, salt, saltlen, iterations, dk)) return false;
+    char dk_now[48];
+    sg_base64url(dk, sizeof dk, dk_now);
+    OPENSSL_cleanse(dk, sizeof dk);
+    return strlen(dk_now) == strlen(dk_txt) && sg_crypto_equal(dk_now, dk_txt, strlen(dk_txt));
+}

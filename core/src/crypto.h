@@ -19,6 +19,13 @@ bool sg_crypto_init(const struct sg_config *cfg, char *err, size_t errlen);
 void sg_crypto_hash(const void *secret, size_t len, unsigned char out[SG_HASH_LEN]);
 int sg_crypto_equal(const void *a, const void *b, size_t n);
 
+/* Passwords: PBKDF2-HMAC-SHA-256 with a random salt, as
+ * "pbkdf2-sha256$<iterations>$<salt>$<hash>" (base64url). */
+#define SG_PASSWORD_HASH_MAX 160
+bool sg_password_hash(const char *password, char out[SG_PASSWORD_HASH_MAX]);
+/* Constant-time check of a password against a stored string. */
+bool sg_password_verify(const char *password, const char *stored);
+
 /* Create `path` and missing parents with mode 0700; false with errno. */
 bool sg_mkdirs(const char *path);
 

@@ -8,6 +8,7 @@
 
 #include <civetweb.h>
 
+#include "admin.h"
 #include "buf.h"
 #include "log.h"
 #include "lua_host.h"
@@ -258,7 +259,25 @@ static int handler(struct mg_connection *conn, void *cbdata)
         }
         break;
     }
-    case SG_ROUTE_ADMIN:
+    case SG_ROUTE_ADMIN: {
+        if (!on_admin) {
+            sg_respond_error(&res, 404, NULL, "not found");
+            break;
+        }
+        int rc = read_body(conn, ri->content_length, cfg->limits.body_bytes, &body);
+        if (rc) {
+            res.status = rc;
+            res.content_type = SG_CT_JSON;
+            sg_buf_printf(&res.body, "{\"status\":%d,\"detail\":\"the body could not be read\"}",
+                          rc);
+            close = true;
+        } else {
+            req.body = body.data;
+            req.body_len = body.len;
+            sg_admin_handle(w, &req, &res);
+        }
+        break;
+    }
     case SG_ROUTE_METRICS:
         if (!on_admin) {
             sg_respond_error(&res, 404, NULL, "not found");

@@ -57,13 +57,39 @@ typedef struct live_scan {
 static int count_live(void *ud, const sg_token *t)
 {
     live_scan *ls = ud;
-    bool live = t->revoked_ms == 0 && (t->expires_ms == 0 || t->expires_ms > ls->now);
+    bool live = t->kind == SG_TOKEN_SCIM && t->revoked_ms == 0 &&
+                (t->expires_ms == 0 || t->expires_ms > ls->now);
     if (live && ls->n < 16) {
         snprintf(ls->ids[ls->n], 65, "%s", t->id);
         ls->expires[ls->n] = t->expires_ms;
         ls->n++;
     }
     return 0;
+}
+
+/* Make and store a token "<prefix><id>.<secret>"; only the HMAC of the
+ * secret is stored. */
+static sg_status new_token(const sg_plugins *p, sg_conn *c, const char *tenant, sg_token_kind kind,
+                           const char *subject, const char *prefix, int64_t now, char *token,
+                           char *token_id, sg_error *err)
+{
+    unsigned char idb[SG_TOKEN_ID_LEN / 2], secret[32];
+    char secret_txt[48];
+    sg_random(idb, sizeof idb);
+    sg_random(secret, sizeof secret);
+    sg_hex(idb, sizeof idb, token_id);
+    sg_base64url(secret, sizeof secret, secret_txt);
+    unsigned char hash[SG_HASH_LEN];
+    sg_crypto_hash(secret_txt, strlen(secret_txt), hash);
+    sg_token t = {.id = token_id,
+                  .tenant = tenant,
+                  .hash = hash,
+                  .created_ms = now,
+                  .kind = kind,
+                  .subject = subject};
+    sg_status s = p->st->token_create(c, &t, err);
+    if (s == SG_OK) snprintf(token, SG_TOKEN_MAX, "%s%s.%s", prefix, token_id, secret_txt);
+    return s;
 }
 
 sg_status sg_token_generate(const sg_plugins *p, sg_conn *c, const char *tenant,
@@ -96,22 +122,13 @@ sg_status sg_token_generate(const sg_plugins *p, sg_conn *c, const char *tenant,
         st->rollback(c);
         return s;
     }
-    unsigned char idb[SG_TOKEN_ID_LEN / 2], secret[32];
-    char secret_txt[48];
-    sg_random(idb, sizeof idb);
-    sg_random(secret, sizeof secret);
-    sg_hex(idb, sizeof idb, token_id);
-    sg_base64url(secret, sizeof secret, secret_txt);
-    unsigned char hash[SG_HASH_LEN];
-    sg_crypto_hash(secret_txt, strlen(secret_txt), hash);
-    sg_token t = {.id = token_id, .tenant = tenant, .hash = hash, .created_ms = ls.now};
-    s = st->token_create(c, &t, err);
+    s = new_token(p, c, tenant, SG_TOKEN_SCIM, NULL, SG_TOKEN_PREFIX, ls.now, token, token_id, err);
     if (s == SG_OK) s = st->commit(c, err);
     if (s != SG_OK) {
         st->rollback(c);
+        token[0] = '\0';
         return s;
     }
-    snprintf(token, SG_TOKEN_MAX, SG_TOKEN_PREFIX "%s.%s", token_id, secret_txt);
     return SG_OK;
 }
 
@@ -121,5 +138,38 @@ sg_status sg_token_revoke(const sg_plugins *p, sg_conn *c, const char *tenant, c
     sg_status s = p->st->token_update(c, tenant, id, -1, sg_now_ms(), err);
     if (s == SG_ENOTFOUND)
         sg_error_set(err, SG_ENOTFOUND, NULL, "tenant has no token with id %s", id);
+    return s;
+}
+
+sg_status sg_admin_create(const sg_plugins *p, sg_conn *c, const char *tenant, const char *login,
+                          char *password, char *token, sg_error *err)
+{
+    if (!valid_name(login))
+        return sg_error_set(err, SG_EINVALID, NULL, "a login is 1 to 128 printable characters");
+    /* A generated password: 24 random bytes, shown once. */
+    unsigned char rnd[18];
+    sg_random(rnd, sizeof rnd);
+    sg_base64url(rnd, sizeof rnd, password);
+    char hash[SG_PASSWORD_HASH_MAX];
+    if (!sg_password_hash(password, hash))
+        return sg_error_set(err, SG_EINTERNAL, NULL, "password hashing failed");
+    const sg_storage_vtab *st = p->st;
+    sg_status s = st->begin(c, SG_TXN_WRITE, err);
+    if (s != SG_OK) return s;
+    int64_t now = sg_now_ms();
+    sg_admin a = {.tenant = tenant, .login = login, .password_hash = hash, .created_ms = now};
+    char id[SG_TOKEN_ID_LEN + 1];
+    s = st->admin_create(c, &a, err);
+    if (s == SG_ECONFLICT)
+        sg_error_set(err, SG_ECONFLICT, NULL, "%s already has an admin called \"%s\"",
+                     tenant ? "the tenant" : "the operators", login);
+    if (s == SG_OK)
+        s = new_token(p, c, tenant, SG_TOKEN_ADMIN, login, SG_ADMIN_TOKEN_PREFIX, now, token, id,
+                      err);
+    if (s == SG_OK) s = st->commit(c, err);
+    if (s != SG_OK) {
+        st->rollback(c);
+        password[0] = token[0] = '\0';
+    }
     return s;
 }

@@ -12,11 +12,12 @@
 
 #include "plugin.h"
 
-#define SG_TENANT_ID_LEN   32 /* hex digits of a tenant id */
-#define SG_TOKEN_PREFIX    "sgt_"
-#define SG_TOKEN_ID_LEN    16 /* hex digits of a token id */
-#define SG_TOKEN_MAX       96
-#define SG_MAX_LIVE_TOKENS 2
+#define SG_TENANT_ID_LEN      32     /* hex digits of a tenant id */
+#define SG_TOKEN_PREFIX       "sgt_" /* a tenant's SCIM token */
+#define SG_ADMIN_TOKEN_PREFIX "sga_" /* an admin's API token */
+#define SG_TOKEN_ID_LEN       16     /* hex digits of a token id */
+#define SG_TOKEN_MAX          96
+#define SG_MAX_LIVE_TOKENS    2
 
 /* Create a tenant named `name`. OUT: id[SG_TENANT_ID_LEN + 1]. */
 sg_status sg_tenant_create(const sg_plugins *p, sg_conn *c, const char *name, char *id,
@@ -33,6 +34,14 @@ sg_status sg_tenant_resolve(const sg_plugins *p, sg_conn *c, const char *id_or_n
 */
 sg_status sg_token_generate(const sg_plugins *p, sg_conn *c, const char *tenant,
                             int64_t expires_old_ms, char *token, char *token_id, sg_error *err);
+/*
+** Create an admin of `tenant` (NULL: an operator, over every tenant) with a
+** generated password (for the portal; stored only as a slow hash) and an API
+** token. OUT: password[32], token[SG_TOKEN_MAX]: show once.
+*/
+sg_status sg_admin_create(const sg_plugins *p, sg_conn *c, const char *tenant, const char *login,
+                          char *password, char *token, sg_error *err);
+
 sg_status sg_token_revoke(const sg_plugins *p, sg_conn *c, const char *tenant, const char *id,
                           sg_error *err);
 

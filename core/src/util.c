@@ -276,3 +276,35 @@ void sg_base64url(const void *p, size_t n, char *out)
     }
     out[o] = '\0';
 }
+
+bool sg_unbase64url(const char *s, unsigned char *out, size_t cap, size_t *outlen)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (; *s; s++) {
+        int v;
+        char c = *s;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '-')
+            v = 62;
+        else if (c == '_')
+            v = 63;
+        else
+            return false;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (o >= cap) return false;
+            out[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    *outlen = o;
+    return true;
+}

@@ -74,6 +74,11 @@ static sg_auth_result bearer_authenticate(sg_auth *a, const sg_request_info *ri,
         return SG_AUTH_DENIED;
     }
     if (s != SG_OK) return SG_AUTH_ERROR;
+    if (info.kind != SG_TOKEN_SCIM) {
+        /* An admin or device token's id presented as a SCIM token. */
+        sg_error_set(err, SG_EUNAUTH, NULL, "the token is not valid");
+        return SG_AUTH_DENIED;
+    }
     unsigned char hash[SG_HASH_LEN];
     a->host->token_hash(secret, secret_len, hash);
     if (!a->host->ct_equal(hash, info.hash, SG_HASH_LEN)) {

@@ -2,8 +2,8 @@
 ** storage_sqlite: the default scimgate storage plugin, one SQLite file in WAL mode.
 **
 ** What lives here: the SQL schema and its versioned migrations, per-thread
-** connections with cached prepared statements, the tenant/token/resource/
-** membership methods of sg_storage_vtab, and the compiler from the core's
+** connections with cached prepared statements, the tenant/token/admin/
+** resource/membership methods of sg_storage_vtab, and the compiler from the core's
 ** filter AST (filter.h) to parameterised SQL. See README.md next to this file
 ** for the options, the tables and what compiles to SQL.
 **
@@ -122,6 +122,41 @@ static const char *const migrations[] = {
                         ") STRICT;\n"
                         "CREATE INDEX members_member ON members (member_rid);\n"
                         "CREATE INDEX members_order ON members (group_rid, mid);\n",
+    /* 2: token kinds and subjects, operator tokens (no tenant), admins.
+     * tokens.tid was NOT NULL, which ALTER TABLE cannot drop: the table is
+     * rebuilt (new table, copy, drop, rename, indexes again), which is safe
+     * with foreign_keys on because no table references tokens. The rowid is
+     * copied so that token_list keeps its order for equal created_ms. An
+     * operator admin has tid NULL; ifnull(tid, 0) in the unique index makes
+     * operators clash among themselves (tids start at 1). */
+    "CREATE TABLE tokens_v2 (\n"
+    "    id           TEXT PRIMARY KEY,\n"
+    "    tid          INTEGER REFERENCES tenants (tid),\n"
+    "    hash         BLOB NOT NULL,\n"
+    "    created_ms   INTEGER NOT NULL,\n"
+    "    expires_ms   INTEGER NOT NULL DEFAULT 0,\n"
+    "    revoked_ms   INTEGER NOT NULL DEFAULT 0,\n"
+    "    last_used_ms INTEGER NOT NULL DEFAULT 0,\n"
+    "    last_addr    TEXT,\n"
+    "    kind         INTEGER NOT NULL DEFAULT 0,\n"
+    "    subject      TEXT\n"
+    ") STRICT;\n"
+    "INSERT INTO tokens_v2 (rowid, id, tid, hash, created_ms, expires_ms, revoked_ms,\n"
+    "                       last_used_ms, last_addr)\n"
+    "    SELECT rowid, id, tid, hash, created_ms, expires_ms, revoked_ms, last_used_ms,\n"
+    "           last_addr FROM tokens;\n"
+    "DROP TABLE tokens;\n"
+    "ALTER TABLE tokens_v2 RENAME TO tokens;\n"
+    "CREATE INDEX tokens_tenant ON tokens (tid, created_ms);\n"
+    "CREATE TABLE admins (\n"
+    "    aid           INTEGER PRIMARY KEY,\n"
+    "    tid           INTEGER REFERENCES tenants (tid),\n"
+    "    login         TEXT NOT NULL,\n"
+    "    password_hash TEXT,\n"
+    "    created_ms    INTEGER NOT NULL,\n"
+    "    disabled      INTEGER NOT NULL DEFAULT 0\n"
+    ") STRICT;\n"
+    "CREATE UNIQUE INDEX admins_login ON admins (ifnull(tid, 0), login);\n",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -148,6 +183,8 @@ enum {
     ST_TOKEN_LIST,
     ST_TOKEN_UPDATE,
     ST_TOKEN_TOUCH,
+    ST_ADMIN_INS,
+    ST_ADMIN_GET,
     ST_RES_LOOKUP,
     ST_RES_GET,
     ST_RES_INS,
@@ -179,17 +216,27 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_TENANT_LIST] = "SELECT id, name, created, disabled FROM tenants ORDER BY tid",
     [ST_TENANT_DISABLE] = "UPDATE tenants SET disabled = ?2 WHERE id = ?1",
     [ST_TOKEN_EXISTS] = "SELECT 1 FROM tokens WHERE id = ?1",
+    /* Operator tokens have tid NULL: `tid IS ?1` with ?1 NULL selects them
+     * (IS is an equality the planner drives tokens_tenant with). */
     [ST_TOKEN_INS] = "INSERT INTO tokens (id, tid, hash, created_ms, expires_ms, revoked_ms,"
-                     " last_used_ms, last_addr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    [ST_TOKEN_INFO] = "SELECT t.id, k.hash, k.expires_ms, k.revoked_ms, t.disabled"
-                      " FROM tokens k JOIN tenants t ON t.tid = k.tid WHERE k.id = ?1",
-    [ST_TOKEN_LIST] = "SELECT id, hash, created_ms, expires_ms, revoked_ms, last_used_ms, last_addr"
-                      " FROM tokens WHERE tid = ?1 ORDER BY created_ms, rowid",
+                     " last_used_ms, last_addr, kind, subject)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [ST_TOKEN_INFO] = "SELECT t.id, k.hash, k.expires_ms, k.revoked_ms, t.disabled, k.kind,"
+                      " k.subject, k.tid IS NULL"
+                      " FROM tokens k LEFT JOIN tenants t ON t.tid = k.tid WHERE k.id = ?1",
+    [ST_TOKEN_LIST] =
+        "SELECT id, hash, created_ms, expires_ms, revoked_ms, last_used_ms, last_addr,"
+        " kind, subject FROM tokens WHERE tid IS ?1 ORDER BY created_ms, rowid",
     [ST_TOKEN_UPDATE] = "UPDATE tokens SET"
                         " expires_ms = CASE WHEN ?3 >= 0 THEN ?3 ELSE expires_ms END,"
                         " revoked_ms = CASE WHEN ?4 >= 0 THEN ?4 ELSE revoked_ms END"
-                        " WHERE tid = ?1 AND id = ?2",
+                        " WHERE tid IS ?1 AND id = ?2",
     [ST_TOKEN_TOUCH] = "UPDATE tokens SET last_used_ms = ?2, last_addr = ?3 WHERE id = ?1",
+    /* ?1 is the tid, 0 for operators: the expression of admins_login. */
+    [ST_ADMIN_INS] = "INSERT INTO admins (tid, login, password_hash, created_ms, disabled)"
+                     " VALUES (nullif(?1, 0), ?2, ?3, ?4, ?5)",
+    [ST_ADMIN_GET] = "SELECT login, password_hash, created_ms, disabled FROM admins"
+                     " WHERE ifnull(tid, 0) = ?1 AND login = ?2",
     [ST_RES_LOOKUP] = "SELECT rid, rtype, version FROM resources WHERE tid = ?1 AND id = ?2",
     [ST_RES_GET] = "SELECT id, version, created, modified, body FROM resources"
                    " WHERE tid = ?1 AND id = ?2 AND rtype = ?3",
@@ -877,12 +924,46 @@ static sg_status st_tenant_set_disabled(sg_conn *c, const char *id, int disabled
 
 /* ---- tokens ---------------------------------------------------------------------------- */
 
+/* Longest subject (admin login or device id): sg_token_info.subject is
+ * char[129]. Admin logins are subjects of their tokens, so the same bound. */
+#define SUBJECT_MAX 128
+
+/* An operator (no tenant) is tid 0 here: rowids start at 1. NULL or "" names
+ * the operators; any other text must be a known tenant (SG_ENOTFOUND). */
+static sg_status tid_or_operator(sg_conn *c, const char *tenant, int64_t *tid, sg_error *err)
+{
+    if (!tenant || !*tenant) {
+        *tid = 0;
+        return SG_OK;
+    }
+    return tid_of(c, tenant, tid, err);
+}
+
+/* Bind a tid, NULL for the operators. */
+static void bind_tid(sqlite3_stmt *s, int i, int64_t tid)
+{
+    if (tid)
+        sqlite3_bind_int64(s, i, tid);
+    else
+        sqlite3_bind_null(s, i);
+}
+
 static sg_status st_token_create(sg_conn *c, const sg_token *t, sg_error *err)
 {
     if (!t || !t->id || !*t->id || !t->hash)
         return sg_error_set(err, SG_EINVALID, "invalidValue", "a token needs an id and a hash");
+    if (t->kind != SG_TOKEN_SCIM && t->kind != SG_TOKEN_ADMIN && t->kind != SG_TOKEN_DEVICE)
+        return sg_error_set(err, SG_EINVALID, "invalidValue", "unknown token kind %d",
+                            (int)t->kind);
+    if (t->subject && strlen(t->subject) > SUBJECT_MAX)
+        return sg_error_set(err, SG_EINVALID, "invalidValue", "token subject longer than %d bytes",
+                            SUBJECT_MAX);
+    int is_op = !t->tenant || !*t->tenant;
+    if (is_op && t->kind != SG_TOKEN_ADMIN)
+        return sg_error_set(err, SG_EINVALID, "invalidValue",
+                            "only an admin token may belong to no tenant");
     int64_t tid;
-    sg_status s = tid_of(c, t->tenant, &tid, err);
+    sg_status s = tid_or_operator(c, t->tenant, &tid, err);
     if (s != SG_OK) return s;
     int found;
     s = exists1(c, ST_TOKEN_EXISTS, t->id, &found, err);
@@ -893,13 +974,15 @@ static sg_status st_token_create(sg_conn *c, const sg_token *t, sg_error *err)
     s = use(c, ST_TOKEN_INS, &st, err);
     if (s != SG_OK) return s;
     bind_text(st, 1, t->id);
-    sqlite3_bind_int64(st, 2, tid);
+    bind_tid(st, 2, tid);
     sqlite3_bind_blob(st, 3, t->hash, SG_HASH_LEN, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, t->created_ms ? t->created_ms : c->host->now_ms());
     sqlite3_bind_int64(st, 5, t->expires_ms);
     sqlite3_bind_int64(st, 6, t->revoked_ms);
     sqlite3_bind_int64(st, 7, t->last_used_ms);
     bind_text(st, 8, t->last_addr);
+    sqlite3_bind_int(st, 9, (int)t->kind);
+    bind_text(st, 10, t->subject);
     int rc = sqlite3_step(st);
     done(c, ST_TOKEN_INS, st);
     if (rc == SQLITE_DONE) return SG_OK;
@@ -916,12 +999,16 @@ static sg_status st_token_info(sg_conn *c, const char *id, sg_token_info *out, s
     bind_text(s, 1, id);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        const char *tenant = col_text(s, 0);
-        size_t tn = strlen(tenant);
+        /* An operator's token has no tenant row: tenant "", never disabled. */
+        int is_op = sqlite3_column_int(s, 7) != 0;
+        const char *tenant = is_op ? "" : col_text(s, 0);
+        const char *subject = col_text(s, 6);
+        size_t tn = strlen(tenant), sn = strlen(subject);
         const void *hash = sqlite3_column_blob(s, 1);
         int hn = sqlite3_column_bytes(s, 1);
-        if (tn >= sizeof out->tenant || hn != SG_HASH_LEN || !hash) {
-            c->host->log(SG_LOG_ERROR, PLUGIN, "token row with a bad tenant id or hash");
+        if (tn >= sizeof out->tenant || (!is_op && !tn) || sn >= sizeof out->subject ||
+            hn != SG_HASH_LEN || !hash) {
+            c->host->log(SG_LOG_ERROR, PLUGIN, "token row with a bad tenant id, subject or hash");
             st = sg_error_set(err, SG_EINTERNAL, NULL, "storage error");
         } else {
             memset(out, 0, sizeof *out);
@@ -929,7 +1016,9 @@ static sg_status st_token_info(sg_conn *c, const char *id, sg_token_info *out, s
             memcpy(out->hash, hash, SG_HASH_LEN);
             out->expires_ms = sqlite3_column_int64(s, 2);
             out->revoked = sqlite3_column_int64(s, 3) != 0;
-            out->tenant_disabled = sqlite3_column_int(s, 4) != 0;
+            out->tenant_disabled = is_op ? 0 : sqlite3_column_int(s, 4) != 0;
+            out->kind = sqlite3_column_int(s, 5);
+            memcpy(out->subject, subject, sn + 1);
         }
     } else if (rc == SQLITE_DONE) {
         st = sg_error_set(err, SG_ENOTFOUND, NULL, "no such token");
@@ -945,23 +1034,25 @@ static sg_status st_token_list(sg_conn *c, const char *tenant, sg_token_fn fn, v
 {
     int64_t tid;
     if (!fn) return sg_error_set(err, SG_EINVALID, NULL, "no callback");
-    sg_status st = tid_of(c, tenant, &tid, err);
+    sg_status st = tid_or_operator(c, tenant, &tid, err);
     if (st != SG_OK) return st;
     sqlite3_stmt *s;
     st = use(c, ST_TOKEN_LIST, &s, err);
     if (st != SG_OK) return st;
-    sqlite3_bind_int64(s, 1, tid);
+    bind_tid(s, 1, tid);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         sg_token t = {
             .id = col_text(s, 0),
-            .tenant = tenant,
+            .tenant = tid ? tenant : "",
             .hash = sqlite3_column_blob(s, 1),
             .created_ms = sqlite3_column_int64(s, 2),
             .expires_ms = sqlite3_column_int64(s, 3),
             .revoked_ms = sqlite3_column_int64(s, 4),
             .last_used_ms = sqlite3_column_int64(s, 5),
             .last_addr = (const char *)sqlite3_column_text(s, 6),
+            .kind = (sg_token_kind)sqlite3_column_int(s, 7),
+            .subject = (const char *)sqlite3_column_text(s, 8),
         };
         if (fn(ud, &t)) {
             rc = SQLITE_DONE;
@@ -977,12 +1068,12 @@ static sg_status st_token_update(sg_conn *c, const char *tenant, const char *id,
                                  int64_t revoked_ms, sg_error *err)
 {
     int64_t tid;
-    sg_status st = tid_of(c, tenant, &tid, err);
+    sg_status st = tid_or_operator(c, tenant, &tid, err);
     if (st != SG_OK) return st;
     sqlite3_stmt *s;
     st = use(c, ST_TOKEN_UPDATE, &s, err);
     if (st != SG_OK) return st;
-    sqlite3_bind_int64(s, 1, tid);
+    bind_tid(s, 1, tid);
     bind_text(s, 2, id);
     sqlite3_bind_int64(s, 3, expires_ms);
     sqlite3_bind_int64(s, 4, revoked_ms);
@@ -1007,6 +1098,68 @@ static sg_status st_token_touch(sg_conn *c, const char *id, int64_t when_ms, con
     if (rc != SQLITE_DONE) return fail(c, rc, err);
     if (sqlite3_changes(c->db) == 0) return sg_error_set(err, SG_ENOTFOUND, NULL, "no such token");
     return SG_OK;
+}
+
+/* ---- admins ---------------------------------------------------------------------------- */
+
+static sg_status st_admin_create(sg_conn *c, const sg_admin *a, sg_error *err)
+{
+    if (!a || !a->login || !*a->login)
+        return sg_error_set(err, SG_EINVALID, "invalidValue", "an admin needs a login");
+    if (strlen(a->login) > SUBJECT_MAX)
+        return sg_error_set(err, SG_EINVALID, "invalidValue", "admin login longer than %d bytes",
+                            SUBJECT_MAX);
+    int64_t tid;
+    sg_status s = tid_or_operator(c, a->tenant, &tid, err);
+    if (s != SG_OK) return s;
+    sqlite3_stmt *st;
+    s = use(c, ST_ADMIN_INS, &st, err);
+    if (s != SG_OK) return s;
+    sqlite3_bind_int64(st, 1, tid);
+    bind_text(st, 2, a->login);
+    bind_text(st, 3, a->password_hash);
+    sqlite3_bind_int64(st, 4, a->created_ms ? a->created_ms : c->host->now_ms());
+    sqlite3_bind_int(st, 5, a->disabled ? 1 : 0);
+    int rc = sqlite3_step(st);
+    done(c, ST_ADMIN_INS, st);
+    if (rc == SQLITE_DONE) return SG_OK;
+    /* admins_login: the login is taken in that tenant (or among operators).
+     * A failed statement undoes only itself; a transaction goes on. */
+    if (rc == SQLITE_CONSTRAINT_UNIQUE)
+        return sg_error_set(err, SG_ECONFLICT, "uniqueness",
+                            "admin login \"%.128s\" is already taken", a->login);
+    return fail(c, rc, err);
+}
+
+static sg_status st_admin_get(sg_conn *c, const char *tenant, const char *login, sg_admin_fn fn,
+                              void *ud, sg_error *err)
+{
+    if (!login) return sg_error_set(err, SG_EINVALID, NULL, "no login given");
+    int64_t tid;
+    sg_status st = tid_or_operator(c, tenant, &tid, err);
+    if (st != SG_OK) return st;
+    sqlite3_stmt *s;
+    st = use(c, ST_ADMIN_GET, &s, err);
+    if (st != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    bind_text(s, 2, login);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        sg_admin a = {
+            .tenant = tid ? tenant : "",
+            .login = col_text(s, 0),
+            .password_hash = (const char *)sqlite3_column_text(s, 1),
+            .created_ms = sqlite3_column_int64(s, 2),
+            .disabled = sqlite3_column_int(s, 3) != 0,
+        };
+        if (fn) fn(ud, &a);
+    } else if (rc == SQLITE_DONE) {
+        st = sg_error_set(err, SG_ENOTFOUND, NULL, "no such admin");
+    } else {
+        st = fail(c, rc, err);
+    }
+    done(c, ST_ADMIN_GET, s);
+    return st;
 }
 
 /* ---- resources ----------------------------------------------------------------------- */
@@ -2800,6 +2953,8 @@ static const sg_storage_vtab vtab = {
     .members_clear = st_members_clear,
     .members_list = st_members_list,
     .resolve = st_resolve,
+    .admin_create = st_admin_create,
+    .admin_get = st_admin_get,
 };
 
 SG_PLUGIN_EXPORT sg_status sg_plugin_init(const sg_host *host, sg_plugin_reg *out)

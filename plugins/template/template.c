@@ -22,7 +22,9 @@
 **       connect/disconnect  one connection per worker thread;
 **       begin/commit/rollback  SG_TXN_WRITE takes the write lock at once;
 **                        rollback is a no-op outside a transaction;
-**       tenants, tokens;
+**       tenants, tokens  tokens of every kind; an operator's admin
+**                        token and an operator admin have no tenant;
+**       admins           login unique per tenant and among operators;
 **       resources        create/get/replace/remove, keys, uniqueness
 **                        (SG_ECONFLICT, scim_type "uniqueness");
 **       search           compile what you can of the filter AST, return
@@ -235,6 +237,19 @@ static sg_status tpl_resolve(sg_conn *c, const char *tenant, const char *const *
     return notyet(err, "resolve");
 }
 
+/* ---- step 4i: admins ------------------------------------------------------------------ */
+
+static sg_status tpl_admin_create(sg_conn *c, const sg_admin *a, sg_error *err)
+{
+    return notyet(err, "admin_create");
+}
+
+static sg_status tpl_admin_get(sg_conn *c, const char *tenant, const char *login, sg_admin_fn fn,
+                               void *ud, sg_error *err)
+{
+    return notyet(err, "admin_get");
+}
+
 /* ---- registration ------------------------------------------------------------------- */
 
 /* Designated initialisers: a method appended to the ABI later stays NULL
@@ -270,6 +285,8 @@ static const sg_storage_vtab vtab = {
     .members_clear = tpl_members_clear,
     .members_list = tpl_members_list,
     .resolve = tpl_resolve,
+    .admin_create = tpl_admin_create,
+    .admin_get = tpl_admin_get,
 };
 
 /*

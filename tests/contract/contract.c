@@ -8,11 +8,14 @@
 ** The harness (harness.c) gives each test a fresh store and unique names.
 ** A few checks are marked IS_SQLITE: they pin down choices the contract
 ** leaves to the plugin (e.g. that a given node compiles instead of being
-** returned as residual), not the contract itself.
+** returned as residual), not the contract itself. The last section,
+** sqlite_migration, is about storage_sqlite's file format only and is
+** skipped for every other plugin.
 */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -297,24 +300,32 @@ static unsigned char HASH1[SG_HASH_LEN] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  1
 
 typedef struct tokens_seen {
     int n;
+    const char *prefix; /* set: record only ids that start with it */
     char id[16][128];
+    char tenant[16][80];
     int64_t created[16], expires[16], revoked[16], used[16];
     char addr[16][64];
     int hash_ok[16];
+    int kind[16];
+    char subject[16][160]; /* "(null)" when NULL */
 } tokens_seen;
 
 static int token_fn(void *ud, const sg_token *t)
 {
     tokens_seen *s = ud;
+    if (s->prefix && strncmp(t->id, s->prefix, strlen(s->prefix))) return 0;
     if (s->n < 16) {
         int i = s->n++;
         snprintf(s->id[i], sizeof s->id[i], "%s", t->id);
+        snprintf(s->tenant[i], sizeof s->tenant[i], "%s", t->tenant ? t->tenant : "(null)");
         s->created[i] = t->created_ms;
         s->expires[i] = t->expires_ms;
         s->revoked[i] = t->revoked_ms;
         s->used[i] = t->last_used_ms;
         snprintf(s->addr[i], sizeof s->addr[i], "%s", t->last_addr ? t->last_addr : "(null)");
         s->hash_ok[i] = t->hash && !memcmp(t->hash, HASH1, SG_HASH_LEN);
+        s->kind[i] = (int)t->kind;
+        snprintf(s->subject[i], sizeof s->subject[i], "%s", t->subject ? t->subject : "(null)");
     }
     return 0;
 }
@@ -408,6 +419,345 @@ CT(token, touch_records_last_use)
     cr_assert_eq(s.used[0], 123456);
     cr_assert_str_eq(s.addr[0], "192.0.2.7");
     ST(SG_ENOTFOUND, V->token_touch(C, nm("nope"), 1, "x", &E));
+}
+
+/* ---- token kinds and the operators' tokens ------------------------------------------- */
+
+static void mk_token_kind(const char *tenant, const char *id, int64_t created, sg_token_kind kind,
+                          const char *subject)
+{
+    sg_token t = {.id = id,
+                  .tenant = tenant,
+                  .hash = HASH1,
+                  .created_ms = created,
+                  .kind = kind,
+                  .subject = subject};
+    OK(V->token_create(C, &t, &E));
+}
+
+/* How token_fn records an operator's token's tenant: NULL or "" both say
+ * "no tenant". */
+static int no_tenant(const char *recorded)
+{
+    return !strcmp(recorded, "") || !strcmp(recorded, "(null)");
+}
+
+/* token_list through a callback that keeps only this test's tokens: with
+ * tenant NULL the list is every operator token of a (possibly shared) store. */
+static void list_mine(const char *tenant, tokens_seen *s)
+{
+    memset(s, 0, sizeof *s);
+    s->prefix = nm("");
+    OK(V->token_list(C, tenant, token_fn, s, &E));
+}
+
+CT(token, kinds_and_subjects_round_trip)
+{
+    const char *t = mk_tenant("a");
+    mk_token_kind(t, nm("k-scim"), 1000, SG_TOKEN_SCIM, NULL);
+    mk_token_kind(t, nm("k-admin"), 2000, SG_TOKEN_ADMIN, "alice");
+    mk_token_kind(t, nm("k-device"), 3000, SG_TOKEN_DEVICE, "device-7f3a");
+    static const struct {
+        const char *base;
+        sg_token_kind kind;
+        const char *subject; /* as token_info reports it */
+        const char *listed;  /* as token_fn records token_list's subject */
+    } want[3] = {
+        {"k-scim", SG_TOKEN_SCIM, "", "(null)"},
+        {"k-admin", SG_TOKEN_ADMIN, "alice", "alice"},
+        {"k-device", SG_TOKEN_DEVICE, "device-7f3a", "device-7f3a"},
+    };
+    for (int i = 0; i < 3; i++) {
+        sg_token_info info;
+        memset(&info, 0x55, sizeof info);
+        OK(V->token_info(C, nm(want[i].base), &info, &E));
+        cr_assert_str_eq(info.tenant, t, "%s", want[i].base);
+        cr_assert_eq(info.kind, (int)want[i].kind, "%s: kind %d", want[i].base, info.kind);
+        cr_assert_str_eq(info.subject, want[i].subject, "%s", want[i].base);
+        cr_assert_eq(memcmp(info.hash, HASH1, SG_HASH_LEN), 0);
+        cr_assert_eq(info.revoked, 0);
+        cr_assert_eq(info.tenant_disabled, 0);
+    }
+    tokens_seen s = {0};
+    OK(V->token_list(C, t, token_fn, &s, &E));
+    cr_assert_eq(s.n, 3, "the tenant's list has %d tokens, want its 3 of every kind", s.n);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_str_eq(s.id[i], nm(want[i].base), "row %d", i);
+        cr_assert_str_eq(s.tenant[i], t, "row %d", i);
+        cr_assert_eq(s.kind[i], (int)want[i].kind, "row %d: kind %d", i, s.kind[i]);
+        cr_assert_str_eq(s.subject[i], want[i].listed, "row %d", i);
+        cr_assert(s.hash_ok[i], "row %d: hash not handed back", i);
+    }
+}
+
+/* sg_token_info.subject holds 128 bytes and the terminator. */
+CT(token, longest_subject_fits_the_info_record)
+{
+    const char *t = mk_tenant("a");
+    char subject[129];
+    memset(subject, 's', 128);
+    subject[128] = '\0';
+    mk_token_kind(t, nm("k1"), 1000, SG_TOKEN_DEVICE, subject);
+    sg_token_info info;
+    OK(V->token_info(C, nm("k1"), &info, &E));
+    cr_assert_str_eq(info.subject, subject);
+    if (IS_SQLITE) { /* one more byte would not fit: refused when created */
+        char longer[130];
+        memset(longer, 's', 129);
+        longer[129] = '\0';
+        sg_token k = {.id = nm("k2"),
+                      .tenant = t,
+                      .hash = HASH1,
+                      .created_ms = 1,
+                      .kind = SG_TOKEN_DEVICE,
+                      .subject = longer};
+        ST(SG_EINVALID, V->token_create(C, &k, &E));
+    }
+}
+
+CT(token, tenant_list_has_every_kind_and_nobody_elses)
+{
+    const char *t = mk_tenant("a"), *other = mk_tenant("b");
+    mk_token_kind(t, nm("k-device"), 3000, SG_TOKEN_DEVICE, "d1");
+    mk_token_kind(other, nm("k-other"), 1500, SG_TOKEN_ADMIN, "alice");
+    mk_token_kind(t, nm("k-scim"), 1000, SG_TOKEN_SCIM, NULL);
+    mk_token_kind(NULL, nm("k-operator"), 1200, SG_TOKEN_ADMIN, nm("root"));
+    mk_token_kind(t, nm("k-admin"), 2000, SG_TOKEN_ADMIN, "alice");
+    tokens_seen s = {0};
+    OK(V->token_list(C, t, token_fn, &s, &E));
+    cr_assert_eq(s.n, 3, "got %d tokens", s.n);
+    cr_assert_str_eq(s.id[0], nm("k-scim"));
+    cr_assert_str_eq(s.id[1], nm("k-admin"));
+    cr_assert_str_eq(s.id[2], nm("k-device"));
+    cr_assert_eq(s.kind[0], SG_TOKEN_SCIM);
+    cr_assert_eq(s.kind[1], SG_TOKEN_ADMIN);
+    cr_assert_eq(s.kind[2], SG_TOKEN_DEVICE);
+    memset(&s, 0, sizeof s);
+    OK(V->token_list(C, other, token_fn, &s, &E));
+    cr_assert_eq(s.n, 1, "got %d tokens", s.n);
+    cr_assert_str_eq(s.id[0], nm("k-other"));
+    list_mine(NULL, &s);
+    cr_assert_eq(s.n, 1, "the operators' list has %d of this test's tokens", s.n);
+    cr_assert_str_eq(s.id[0], nm("k-operator"));
+    ST(SG_ENOTFOUND, V->token_list(C, nm("nobody"), token_fn, &s, &E));
+}
+
+CT(token, operator_token_is_listed_found_and_revoked_without_a_tenant)
+{
+    const char *t = mk_tenant("a");
+    const char *root = nm("root");
+    mk_token_kind(t, nm("k-tenant"), 500, SG_TOKEN_SCIM, NULL);
+    mk_token_kind(NULL, nm("op-new"), 2000, SG_TOKEN_ADMIN, root);
+    mk_token_kind("", nm("op-old"), 1000, SG_TOKEN_ADMIN, root); /* "" is no tenant too */
+
+    /* Listed with tenant NULL and with "", oldest first. */
+    const char *const how[2] = {NULL, ""};
+    for (int h = 0; h < 2; h++) {
+        tokens_seen s;
+        list_mine(how[h], &s);
+        cr_assert_eq(s.n, 2, "tenant %s: %d operator tokens", how[h] ? "\"\"" : "NULL", s.n);
+        cr_assert_str_eq(s.id[0], nm("op-old"));
+        cr_assert_str_eq(s.id[1], nm("op-new"));
+        for (int i = 0; i < 2; i++) {
+            cr_assert(no_tenant(s.tenant[i]), "operator token listed with tenant %s", s.tenant[i]);
+            cr_assert_eq(s.kind[i], SG_TOKEN_ADMIN);
+            cr_assert_str_eq(s.subject[i], root);
+            cr_assert(s.hash_ok[i]);
+        }
+    }
+
+    /* Found for auth: tenant "", kind ADMIN, never tenant_disabled. */
+    sg_token_info info;
+    memset(&info, 0x55, sizeof info);
+    OK(V->token_info(C, nm("op-new"), &info, &E));
+    cr_assert_str_eq(info.tenant, "");
+    cr_assert_eq(info.kind, SG_TOKEN_ADMIN);
+    cr_assert_str_eq(info.subject, root);
+    cr_assert_eq(info.tenant_disabled, 0);
+    cr_assert_eq(info.revoked, 0);
+    cr_assert_eq(info.expires_ms, 0);
+    cr_assert_eq(memcmp(info.hash, HASH1, SG_HASH_LEN), 0);
+
+    /* Revoked and given an expiry through tenant NULL / "". */
+    OK(V->token_update(C, NULL, nm("op-new"), -1, 7777, &E));
+    OK(V->token_info(C, nm("op-new"), &info, &E));
+    cr_assert_eq(info.revoked, 1);
+    cr_assert_eq(info.expires_ms, 0);
+    OK(V->token_update(C, "", nm("op-old"), 4242, -1, &E));
+    OK(V->token_info(C, nm("op-old"), &info, &E));
+    cr_assert_eq(info.expires_ms, 4242);
+    cr_assert_eq(info.revoked, 0);
+    tokens_seen s;
+    list_mine(NULL, &s);
+    cr_assert_eq(s.revoked[1], 7777);
+
+    /* A tenant does not reach an operator's token, nor the operators a
+     * tenant's. */
+    ST(SG_ENOTFOUND, V->token_update(C, t, nm("op-old"), 1, 1, &E));
+    ST(SG_ENOTFOUND, V->token_update(C, NULL, nm("k-tenant"), 1, 1, &E));
+    ST(SG_ENOTFOUND, V->token_update(C, NULL, nm("nope"), 1, 1, &E));
+    ST(SG_ENOTFOUND, V->token_update(C, nm("nobody"), nm("op-old"), 1, 1, &E));
+    OK(V->token_info(C, nm("op-old"), &info, &E));
+    cr_assert_eq(info.expires_ms, 4242, "changed through another owner");
+    cr_assert_eq(info.revoked, 0, "changed through another owner");
+    OK(V->token_info(C, nm("k-tenant"), &info, &E));
+    cr_assert_eq(info.revoked, 0, "changed through the operators");
+    cr_assert_str_eq(info.tenant, t);
+    cr_assert_eq(info.kind, SG_TOKEN_SCIM);
+    memset(&s, 0, sizeof s);
+    OK(V->token_list(C, t, token_fn, &s, &E));
+    cr_assert_eq(s.n, 1, "operator tokens in a tenant's list");
+
+    /* Touched like any token. */
+    OK(V->token_touch(C, nm("op-old"), 123456, "192.0.2.9", &E));
+    list_mine(NULL, &s);
+    cr_assert_eq(s.used[0], 123456);
+    cr_assert_str_eq(s.addr[0], "192.0.2.9");
+}
+
+CT(token, only_an_admin_token_may_have_no_tenant)
+{
+    static const sg_token_kind kinds[2] = {SG_TOKEN_SCIM, SG_TOKEN_DEVICE};
+    const char *const tenants[2] = {NULL, ""};
+    for (int k = 0; k < 2; k++)
+        for (int t = 0; t < 2; t++) {
+            sg_token x = {.id = nm("k1"),
+                          .tenant = tenants[t],
+                          .hash = HASH1,
+                          .created_ms = 1,
+                          .kind = kinds[k],
+                          .subject = "d1"};
+            ST(SG_EINVALID, V->token_create(C, &x, &E));
+        }
+    sg_token_info info;
+    ST(SG_ENOTFOUND, V->token_info(C, nm("k1"), &info, &E));
+}
+
+/* ---- admins ------------------------------------------------------------------------------ */
+
+typedef struct admin_seen {
+    int n;
+    char tenant[80];
+    char login[160];
+    char hash[160];
+    int64_t created;
+    int disabled;
+} admin_seen;
+
+static int admin_fn(void *ud, const sg_admin *a)
+{
+    admin_seen *s = ud;
+    s->n++;
+    snprintf(s->tenant, sizeof s->tenant, "%s", a->tenant ? a->tenant : "(null)");
+    snprintf(s->login, sizeof s->login, "%s", a->login ? a->login : "(null)");
+    snprintf(s->hash, sizeof s->hash, "%s", a->password_hash ? a->password_hash : "(null)");
+    s->created = a->created_ms;
+    s->disabled = a->disabled;
+    return 0;
+}
+
+static sg_status new_admin(const char *tenant, const char *login, const char *hash, int64_t created,
+                           int disabled)
+{
+    sg_admin a = {.tenant = tenant,
+                  .login = login,
+                  .password_hash = hash,
+                  .created_ms = created,
+                  .disabled = disabled};
+    sg_error_clear(&E);
+    return V->admin_create(C, &a, &E);
+}
+
+/* admin_get that must find one admin; returns what it saw. */
+static admin_seen get_admin(const char *tenant, const char *login)
+{
+    admin_seen s = {0};
+    OK(V->admin_get(C, tenant, login, admin_fn, &s, &E));
+    cr_assert_eq(s.n, 1, "admin_get called back %d times", s.n);
+    cr_assert_str_eq(s.login, login);
+    return s;
+}
+
+#define HASH_A "$argon2id$v=19$m=65536,t=3,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+
+CT(admin, create_and_get_for_a_tenant_and_for_an_operator)
+{
+    const char *t = mk_tenant("a");
+    OK(new_admin(t, "alice", HASH_A, 1000, 0));
+    admin_seen a = get_admin(t, "alice");
+    cr_assert_str_eq(a.tenant, t);
+    cr_assert_str_eq(a.hash, HASH_A);
+    cr_assert_eq(a.created, 1000);
+    cr_assert_eq(a.disabled, 0);
+
+    const char *root = nm("root");
+    OK(new_admin(NULL, root, "op-hash", 2000, 1));
+    a = get_admin(NULL, root);
+    cr_assert(no_tenant(a.tenant), "an operator reported with tenant %s", a.tenant);
+    cr_assert_str_eq(a.hash, "op-hash");
+    cr_assert_eq(a.created, 2000);
+    cr_assert_eq(a.disabled, 1);
+    a = get_admin("", root); /* "" names the operators too */
+    cr_assert_str_eq(a.hash, "op-hash");
+
+    OK(new_admin("", nm("root2"), "op-hash-2", 3000, 0));
+    a = get_admin(NULL, nm("root2"));
+    cr_assert_str_eq(a.hash, "op-hash-2");
+    cr_assert_eq(a.disabled, 0);
+}
+
+CT(admin, login_is_unique_per_tenant_and_among_operators)
+{
+    const char *a = mk_tenant("a"), *b = mk_tenant("b");
+    const char *login = nm("alice"); /* one login for tenants and operators */
+    OK(new_admin(a, login, "h-a", 1000, 0));
+    ST(SG_ECONFLICT, new_admin(a, login, "h-a2", 1001, 0));
+    OK(new_admin(b, login, "h-b", 1002, 0));     /* another tenant */
+    OK(new_admin(NULL, login, "h-op", 1003, 0)); /* an operator beside tenant admins */
+    ST(SG_ECONFLICT, new_admin(NULL, login, "h-op2", 1004, 0));
+    ST(SG_ECONFLICT, new_admin("", login, "h-op3", 1005, 0));
+    /* The clashes wrote nothing. */
+    cr_assert_str_eq(get_admin(a, login).hash, "h-a");
+    cr_assert_str_eq(get_admin(b, login).hash, "h-b");
+    cr_assert_str_eq(get_admin(NULL, login).hash, "h-op");
+    /* A second tenant admin and a second operator with other logins. */
+    OK(new_admin(a, nm("bob"), "h-bob", 1006, 0));
+    OK(new_admin(NULL, nm("bob"), "h-op-bob", 1007, 0));
+}
+
+CT(admin, unknown_login_another_tenant_and_unknown_tenant_miss)
+{
+    const char *a = mk_tenant("a"), *b = mk_tenant("b");
+    OK(new_admin(a, "alice", "h", 1000, 0));
+    OK(new_admin(NULL, nm("root"), "h", 1000, 0));
+    admin_seen s = {0};
+    ST(SG_ENOTFOUND, V->admin_get(C, a, "bob", admin_fn, &s, &E));
+    ST(SG_ENOTFOUND, V->admin_get(C, b, "alice", admin_fn, &s, &E));    /* A's, through B */
+    ST(SG_ENOTFOUND, V->admin_get(C, NULL, "alice", admin_fn, &s, &E)); /* not an operator */
+    ST(SG_ENOTFOUND, V->admin_get(C, "", "alice", admin_fn, &s, &E));
+    ST(SG_ENOTFOUND, V->admin_get(C, a, nm("root"), admin_fn, &s, &E)); /* not A's */
+    ST(SG_ENOTFOUND, V->admin_get(C, NULL, nm("nobody"), admin_fn, &s, &E));
+    ST(SG_ENOTFOUND, V->admin_get(C, nm("no-tenant"), "alice", admin_fn, &s, &E));
+    cr_assert_eq(s.n, 0, "a miss called back");
+    ST(SG_ENOTFOUND, new_admin(nm("no-tenant"), "alice", "h", 1000, 0));
+}
+
+CT(admin, clash_inside_a_transaction_keeps_it_and_rollback_removes_all)
+{
+    const char *t = mk_tenant("a");
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    OK(new_admin(t, "alice", "h1", 1000, 0));
+    ST(SG_ECONFLICT, new_admin(t, "alice", "h2", 1001, 0));
+    OK(new_admin(t, "bob", "h3", 1002, 0));
+    V->rollback(C);
+    admin_seen s = {0};
+    ST(SG_ENOTFOUND, V->admin_get(C, t, "alice", admin_fn, &s, &E));
+    ST(SG_ENOTFOUND, V->admin_get(C, t, "bob", admin_fn, &s, &E));
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    OK(new_admin(t, "alice", "h1", 1000, 0));
+    ST(SG_ECONFLICT, new_admin(t, "alice", "h2", 1001, 0));
+    OK(V->commit(C, &E));
+    cr_assert_str_eq(get_admin(t, "alice").hash, "h1");
 }
 
 /* ---- resources ------------------------------------------------------------------------ */
@@ -1824,4 +2174,237 @@ CT(txn, busy_store_is_unavailable)
     V->rollback(c2);
     V->disconnect(c2);
     V->close(s2);
+}
+
+/* ==== SQLite only: a file written by an older plugin is upgraded ==================== */
+/*
+** Everything below pins down storage_sqlite's file format, not the contract:
+** it is skipped for any other plugin. The test writes a database exactly as
+** schema migration 1 left it (the SQL is a copy of the plugin's shipped
+** migration 1, which never changes), with a tenant, SCIM tokens and a user,
+** then opens it with the plugin, which must migrate it in place.
+**
+** The suite does not link SQLite: the library the plugin already loaded is
+** reached through dlopen, and only four functions are used.
+*/
+
+typedef struct lite_db lite_db; /* sqlite3 */
+typedef int (*lite_row_fn)(void *ud, int ncol, char **values, char **names);
+
+static struct {
+    int (*open)(const char *path, lite_db **out);
+    int (*exec)(lite_db *db, const char *sql, lite_row_fn fn, void *ud, char **errmsg);
+    int (*close)(lite_db *db);
+    const char *(*errmsg)(lite_db *db);
+} LITE;
+
+static void lite_load(void)
+{
+    void *lib = dlopen("libsqlite3.so.0", RTLD_NOW | RTLD_LOCAL);
+    cr_assert(lib, "dlopen libsqlite3.so.0: %s", dlerror());
+    *(void **)&LITE.open = dlsym(lib, "sqlite3_open");
+    *(void **)&LITE.exec = dlsym(lib, "sqlite3_exec");
+    *(void **)&LITE.close = dlsym(lib, "sqlite3_close");
+    *(void **)&LITE.errmsg = dlsym(lib, "sqlite3_errmsg");
+    cr_assert(LITE.open && LITE.exec && LITE.close && LITE.errmsg, "libsqlite3 symbols missing");
+}
+
+static void lite_exec(lite_db *db, const char *sql, lite_row_fn fn, void *ud)
+{
+    int rc = LITE.exec(db, sql, fn, ud, NULL);
+    cr_assert_eq(rc, 0, "sqlite: %s\n%s", LITE.errmsg(db), sql);
+}
+
+/* storage_sqlite's migration 1, as shipped (application_id "SGAT"). */
+static const char MIGRATION_1[] =
+    "PRAGMA application_id = 1397178708;\n"
+    "CREATE TABLE tenants (\n"
+    "    tid      INTEGER PRIMARY KEY,\n"
+    "    id       TEXT NOT NULL UNIQUE,\n"
+    "    name     TEXT NOT NULL UNIQUE,\n"
+    "    created  TEXT NOT NULL,\n"
+    "    disabled INTEGER NOT NULL DEFAULT 0\n"
+    ") STRICT;\n"
+    "CREATE TABLE tokens (\n"
+    "    id           TEXT PRIMARY KEY,\n"
+    "    tid          INTEGER NOT NULL REFERENCES tenants (tid),\n"
+    "    hash         BLOB NOT NULL,\n"
+    "    created_ms   INTEGER NOT NULL,\n"
+    "    expires_ms   INTEGER NOT NULL DEFAULT 0,\n"
+    "    revoked_ms   INTEGER NOT NULL DEFAULT 0,\n"
+    "    last_used_ms INTEGER NOT NULL DEFAULT 0,\n"
+    "    last_addr    TEXT\n"
+    ") STRICT;\n"
+    "CREATE INDEX tokens_tenant ON tokens (tid, created_ms);\n"
+    "CREATE TABLE resources (\n"
+    "    rid      INTEGER PRIMARY KEY,\n"
+    "    tid      INTEGER NOT NULL REFERENCES tenants (tid),\n"
+    "    rtype    INTEGER NOT NULL,\n"
+    "    id       TEXT NOT NULL,\n"
+    "    version  INTEGER NOT NULL,\n"
+    "    created  TEXT NOT NULL,\n"
+    "    modified TEXT NOT NULL,\n"
+    "    body     TEXT NOT NULL,\n"
+    "    UNIQUE (tid, id)\n"
+    ") STRICT;\n"
+    "CREATE INDEX resources_list ON resources (tid, rtype);\n"
+    "CREATE INDEX resources_created ON resources (tid, rtype, created);\n"
+    "CREATE INDEX resources_modified ON resources (tid, rtype, modified);\n"
+    "CREATE TABLE resource_keys (\n"
+    "    tid    INTEGER NOT NULL,\n"
+    "    rtype  INTEGER NOT NULL,\n"
+    "    attr   TEXT NOT NULL,\n"
+    "    folded TEXT NOT NULL,\n"
+    "    rid    INTEGER NOT NULL REFERENCES resources (rid),\n"
+    "    value  TEXT,\n"
+    "    uniq   INTEGER NOT NULL DEFAULT 0,\n"
+    "    PRIMARY KEY (tid, rtype, attr, folded, rid)\n"
+    ") STRICT, WITHOUT ROWID;\n"
+    "CREATE UNIQUE INDEX resource_keys_unique ON resource_keys (tid, rtype, attr, folded)\n"
+    "    WHERE uniq = 1;\n"
+    "CREATE INDEX resource_keys_rid ON resource_keys (rid, attr);\n"
+    "CREATE TABLE members (\n"
+    "    mid        INTEGER PRIMARY KEY,\n"
+    "    group_rid  INTEGER NOT NULL REFERENCES resources (rid),\n"
+    "    member_rid INTEGER NOT NULL REFERENCES resources (rid),\n"
+    "    display    TEXT,\n"
+    "    UNIQUE (group_rid, member_rid)\n"
+    ") STRICT;\n"
+    "CREATE INDEX members_member ON members (member_rid);\n"
+    "CREATE INDEX members_order ON members (group_rid, mid);\n";
+
+/* HASH1 as an SQL blob literal. */
+#define HASH1_SQL "x'0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20'"
+
+/* Write `path` as a version-1 file holding tenant `t`, its SCIM tokens k1
+ * (live, expires 9000), k2 (revoked, used) and, created at the same
+ * millisecond, kz before ka, and user u1 "alice". */
+static void write_v1_file(const char *path, const char *t)
+{
+    lite_db *db = NULL;
+    int rc = LITE.open(path, &db);
+    cr_assert_eq(rc, 0, "sqlite3_open %s: %d", path, rc);
+    lite_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL);
+    lite_exec(db, "BEGIN", NULL, NULL);
+    lite_exec(db, MIGRATION_1, NULL, NULL);
+    lite_exec(db, "PRAGMA user_version = 1", NULL, NULL);
+    char sql[4096];
+    snprintf(
+        sql, sizeof sql,
+        "INSERT INTO tenants (id, name, created) VALUES ('%s', 'name-%s',"
+        " '2024-01-01T00:00:00.000Z');\n"
+        "INSERT INTO tokens (id, tid, hash, created_ms, expires_ms) VALUES"
+        " ('%s', 1, " HASH1_SQL ", 1000, 9000);\n"
+        "INSERT INTO tokens (id, tid, hash, created_ms, revoked_ms, last_used_ms, last_addr)"
+        " VALUES ('%s', 1, " HASH1_SQL ", 2000, 3000, 2500, '192.0.2.1');\n"
+        "INSERT INTO tokens (id, tid, hash, created_ms) VALUES ('%s', 1, " HASH1_SQL ", 5000);\n"
+        "INSERT INTO tokens (id, tid, hash, created_ms) VALUES ('%s', 1, " HASH1_SQL ", 5000);\n"
+        "INSERT INTO resources (tid, rtype, id, version, created, modified, body) VALUES"
+        " (1, 1, '%s', 1, '2024-01-01T00:00:01.000Z', '2024-01-01T00:00:01.000Z',"
+        " '{\"id\":\"%s\"}');\n"
+        "INSERT INTO resource_keys (tid, rtype, attr, folded, rid, value, uniq) VALUES"
+        " (1, 1, 'userName', 'alice', 1, NULL, 1);\n",
+        t, t, nm("k1"), nm("k2"), nm("kz"), nm("ka"), nm("u1"), nm("u1"));
+    lite_exec(db, sql, NULL, NULL);
+    lite_exec(db, "COMMIT", NULL, NULL);
+    LITE.close(db);
+}
+
+/* The test's store becomes the plugin opened on `path`. */
+static void open_at(const char *path)
+{
+    store_close();
+    opts o;
+    opts_load(&o, "path", path);
+    sg_error_clear(&E);
+    sg_status st = V->open(&H, DATA_DIR, o.kv, o.n, &S, &E);
+    opts_free(&o);
+    cr_assert_eq(st, SG_OK, "open %s: %d (%s)", path, (int)st, E.detail);
+    OK(V->connect(S, &C, &E));
+}
+
+static int first_column(void *ud, int ncol, char **values, char **names)
+{
+    snprintf(ud, 64, "%s", ncol > 0 && values[0] ? values[0] : "(null)");
+    return 0;
+}
+
+CT(sqlite_migration, version_1_file_upgrades_and_its_tokens_still_authenticate)
+{
+    if (!IS_SQLITE) cr_skip_test("the file format of storage_sqlite only");
+    lite_load();
+    char path[300];
+    snprintf(path, sizeof path, "%s/v1.db", DATA_DIR);
+    const char *t = nm("old-tenant");
+    write_v1_file(path, t);
+
+    for (int round = 0; round < 2; round++) { /* the upgrade, then a plain reopen */
+        open_at(path);
+        sg_token_info info;
+        memset(&info, 0x55, sizeof info);
+        OK(V->token_info(C, nm("k1"), &info, &E));
+        cr_assert_str_eq(info.tenant, t);
+        cr_assert_eq(info.kind, SG_TOKEN_SCIM, "an old token is a SCIM token");
+        cr_assert_str_eq(info.subject, "");
+        cr_assert_eq(memcmp(info.hash, HASH1, SG_HASH_LEN), 0);
+        cr_assert_eq(info.expires_ms, 9000);
+        cr_assert_eq(info.revoked, 0);
+        cr_assert_eq(info.tenant_disabled, 0);
+        OK(V->token_info(C, nm("k2"), &info, &E));
+        cr_assert_eq(info.revoked, 1);
+
+        tokens_seen s = {0};
+        OK(V->token_list(C, t, token_fn, &s, &E));
+        cr_assert_eq(s.n, 4, "%d tokens after the upgrade", s.n);
+        cr_assert_str_eq(s.id[0], nm("k1"));
+        cr_assert_str_eq(s.id[1], nm("k2"));
+        cr_assert_str_eq(s.id[2], nm("kz"), "equal created_ms: insertion order is kept");
+        cr_assert_str_eq(s.id[3], nm("ka"));
+        for (int i = 0; i < 4; i++) {
+            cr_assert_eq(s.kind[i], SG_TOKEN_SCIM);
+            cr_assert_str_eq(s.subject[i], "(null)");
+            cr_assert(s.hash_ok[i]);
+        }
+        cr_assert_eq(s.created[1], 2000);
+        cr_assert_eq(s.revoked[1], 3000);
+        cr_assert_eq(s.used[1], 2500);
+        cr_assert_str_eq(s.addr[1], "192.0.2.1");
+
+        /* Resources and their unique keys came through untouched. */
+        OK(V->get(C, t, SG_RT_USER, nm("u1"), NULL, NULL, &E));
+        res x;
+        res_user(&x, "u2", "Alice", 2);
+        ST(SG_ECONFLICT, V->create(C, t, &x.r, &E));
+    }
+
+    /* What migration 2 brought works on the upgraded file. */
+    mk_token_kind(NULL, nm("op"), 6000, SG_TOKEN_ADMIN, nm("root"));
+    mk_token_kind(t, nm("dev"), 7000, SG_TOKEN_DEVICE, "d1");
+    sg_token_info info;
+    OK(V->token_info(C, nm("op"), &info, &E));
+    cr_assert_str_eq(info.tenant, "");
+    cr_assert_eq(info.kind, SG_TOKEN_ADMIN);
+    OK(V->token_update(C, NULL, nm("op"), -1, 8000, &E));
+    OK(new_admin(t, "alice", "h", 1, 0));
+    OK(new_admin(NULL, nm("root"), "h", 1, 0));
+    ST(SG_ECONFLICT, new_admin(NULL, nm("root"), "h", 1, 0));
+    OK(new_admin(mk_tenant("b"), "alice", "h", 1, 0));
+    store_close();
+
+    /* The file is sound: tokens.tid now takes NULL, keys and indexes hold. */
+    lite_db *db = NULL;
+    cr_assert_eq(LITE.open(path, &db), 0);
+    char v[64];
+    lite_exec(db, "SELECT \"notnull\" FROM pragma_table_info('tokens') WHERE name = 'tid'",
+              first_column, v);
+    cr_assert_str_eq(v, "0", "tokens.tid is still NOT NULL");
+    lite_exec(db, "PRAGMA integrity_check", first_column, v);
+    cr_assert_str_eq(v, "ok");
+    snprintf(v, sizeof v, "none");
+    lite_exec(db, "PRAGMA foreign_key_check", first_column, v);
+    cr_assert_str_eq(v, "none", "a foreign key is broken");
+    lite_exec(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'tokens_tenant'", first_column,
+              v);
+    cr_assert_str_eq(v, "1", "tokens_tenant was not recreated");
+    LITE.close(db);
 }

@@ -10,8 +10,8 @@
 ** using a host service added after the minor it was built for.
 **
 ** Change log
-**   1.0  first release: host services, storage (tenants, tokens, resources,
-**        memberships, filter search) and auth vtables.
+**   1.0  first release: host services, storage (tenants, tokens of every
+**        kind, admins, resources, memberships, filter search) and auth vtables.
 */
 #ifndef SCIMGATE_ABI_H
 #define SCIMGATE_ABI_H

@@ -67,28 +67,54 @@ typedef int (*sg_tenant_fn)(void *ud, const sg_tenant *t);
 
 /* ---- tokens ------------------------------------------------------------ */
 
-/* What an auth plugin needs to check a presented token (fixed size, so the
+/* Who a token belongs to. Values are never renumbered. */
+typedef enum sg_token_kind {
+    SG_TOKEN_SCIM = 0,   /* a tenant's SCIM endpoint ("sgt_...")                  */
+    SG_TOKEN_ADMIN = 1,  /* an admin ("sga_..."): of one tenant, or an operator
+                            (every tenant) when the tenant is empty               */
+    SG_TOKEN_DEVICE = 2, /* an admin device ("sgd_...") of one tenant             */
+} sg_token_kind;
+
+/* What an auth check needs about a presented token (fixed size, so the
  * lookup never allocates). */
 struct sg_token_info {
-    char tenant[65];                 /* owning tenant id               */
-    unsigned char hash[SG_HASH_LEN]; /* host->token_hash of the secret */
-    int64_t expires_ms;              /* 0: never                       */
-    int revoked;                     /* 1: revoked                     */
-    int tenant_disabled;             /* 1: the tenant is disabled      */
+    char tenant[65];                 /* owning tenant id; "" for operators */
+    unsigned char hash[SG_HASH_LEN]; /* host->token_hash of the secret     */
+    int64_t expires_ms;              /* 0: never                           */
+    int revoked;                     /* 1: revoked                         */
+    int tenant_disabled;             /* 1: the tenant is disabled          */
+    int kind;                        /* sg_token_kind                      */
+    char subject[129];               /* admin login or device id; "" for
+                                        SCIM tokens                        */
 };
 
 typedef struct sg_token {
-    const char *id; /* public part of the token                      */
-    const char *tenant;
+    const char *id;            /* public part of the token                      */
+    const char *tenant;        /* NULL or "" for an operator's admin token       */
     const unsigned char *hash; /* SG_HASH_LEN bytes (input only)           */
     int64_t created_ms;
     int64_t expires_ms;    /* 0: never                                      */
     int64_t revoked_ms;    /* 0: live                                       */
     int64_t last_used_ms;  /* 0: never used                                 */
     const char *last_addr; /* NULL when never used                          */
+    sg_token_kind kind;
+    const char *subject; /* admin login or device id; NULL for SCIM tokens */
 } sg_token;
 
 typedef int (*sg_token_fn)(void *ud, const sg_token *t);
+
+/* ---- admins ------------------------------------------------------------ */
+
+/* An admin account (the portal's sign-in; API access is by admin token). */
+typedef struct sg_admin {
+    const char *tenant;        /* NULL or "" for an operator (every tenant)   */
+    const char *login;         /* unique per tenant (and among operators)     */
+    const char *password_hash; /* the core's KDF string; never the password   */
+    int64_t created_ms;
+    int disabled;
+} sg_admin;
+
+typedef int (*sg_admin_fn)(void *ud, const sg_admin *a);
 
 /* ---- resources --------------------------------------------------------- */
 
@@ -195,10 +221,12 @@ typedef struct sg_storage_vtab {
     sg_status (*tenant_list)(sg_conn *c, sg_tenant_fn fn, void *ud, sg_error *err);
     sg_status (*tenant_set_disabled)(sg_conn *c, const char *id, int disabled, sg_error *err);
 
-    /* Tokens. token_info fills a fixed-size record for auth (any tenant).
-     * token_list: oldest first. token_update sets expires_ms and/or
-     * revoked_ms of one of the tenant's tokens (a value < 0 leaves that
-     * field unchanged); SG_ENOTFOUND. token_touch records last use. */
+    /* Tokens of every kind. token_info fills a fixed-size record for auth
+     * (any tenant, operators included). token_list: the tenant's tokens of
+     * every kind, oldest first (tenant NULL or "": the operators' tokens).
+     * token_update sets expires_ms and/or revoked_ms of one of the tenant's
+     * tokens (a value < 0 leaves that field unchanged); SG_ENOTFOUND.
+     * token_touch records last use. */
     sg_status (*token_create)(sg_conn *c, const sg_token *t, sg_error *err);
     sg_status (*token_info)(sg_conn *c, const char *id, sg_token_info *out, sg_error *err);
     sg_status (*token_list)(sg_conn *c, const char *tenant, sg_token_fn fn, void *ud,
@@ -236,6 +264,12 @@ typedef struct sg_storage_vtab {
                               void *ud, sg_error *err);
     sg_status (*resolve)(sg_conn *c, const char *tenant, const char *const *ids, size_t n,
                          sg_rtype *types, sg_error *err);
+
+    /* Admins. admin_create: SG_ECONFLICT when the login exists for that
+     * tenant (or among operators). admin_get: SG_ENOTFOUND when absent. */
+    sg_status (*admin_create)(sg_conn *c, const sg_admin *a, sg_error *err);
+    sg_status (*admin_get)(sg_conn *c, const char *tenant, const char *login, sg_admin_fn fn,
+                           void *ud, sg_error *err);
 
     /* ABI 1.x: append new methods BELOW this line only. */
 } sg_storage_vtab;
