@@ -418,6 +418,24 @@ static void found_free(found_list *l)
     free(l->f);
 }
 
+/*
+** Is the file on disk still the text being served? Size, mtime and inode
+** decide, except for a file written in the last two seconds: timestamps
+** can be coarser than two quick saves, and inode numbers are reused, so
+** its content is compared too.
+*/
+static bool same_file(const script *o, const found *f)
+{
+    if (o->mtime_ns != f->mtime_ns || o->size != f->size || o->ino != f->ino) return false;
+    if (sg_now_ms() * 1000000 - f->mtime_ns > 2000000000LL) return true;
+    char *text;
+    size_t len;
+    if (!sg_read_file(f->path, &text, &len)) return false;
+    bool same = o->text && len == o->len && !memcmp(text, o->text, len);
+    free(text);
+    return same;
+}
+
 /* Build the next snapshot from what is on disk: unchanged files keep their
  * text; changed ones are validated first and keep the old text on failure.
  * Returns true when anything changed. Called with g.mu held. */
@@ -429,8 +447,7 @@ static bool refresh_locked(void)
     bool changed = !old || old->n != l.n;
     for (size_t i = 0; !changed && i < l.n; i++) {
         const script *o = snap_find(old, l.f[i].key);
-        changed = !o || o->mtime_ns != l.f[i].mtime_ns || o->size != l.f[i].size ||
-                  o->ino != l.f[i].ino || strcmp(o->path, l.f[i].path);
+        changed = !o || !same_file(o, &l.f[i]) || strcmp(o->path, l.f[i].path);
     }
     if (!changed) {
         found_free(&l);
@@ -454,7 +471,7 @@ static bool refresh_locked(void)
         sc->mtime_ns = l.f[i].mtime_ns;
         sc->size = l.f[i].size;
         sc->ino = l.f[i].ino;
-        bool same = o && o->mtime_ns == sc->mtime_ns && o->size == sc->size && o->ino == sc->ino;
+        bool same = o && same_file(o, &l.f[i]);
         if (same) {
             sc->text = o->text ? sg_xstrdup(o->text) : NULL;
             sc->len = o->len;

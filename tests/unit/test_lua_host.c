@@ -187,6 +187,8 @@ static void *worker(void *p)
 
 Test(lua_host, reload_under_concurrent_calls_never_mixes_versions)
 {
+    write_script("mapping.lua", "return { inbound = function(r) r.title = '0-0'; return r end }\n");
+    sg_scripts_reload();
     volatile int stop = 0;
     worker_arg args[4];
     pthread_t th[4];
