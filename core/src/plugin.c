@@ -113,7 +113,7 @@ bool sg_plugin_load(const char *path, sg_plugin_kind kind, sg_plugin_reg *reg, v
         const sg_storage_vtab *vt = reg->vtab;
         vsize = &vt->size;
         first = offsetof(sg_storage_vtab, open);
-        need = offsetof(sg_storage_vtab, admin_get) + sizeof vt->admin_get;
+        need = offsetof(sg_storage_vtab, job_expire) + sizeof vt->job_expire;
     } else {
         const sg_auth_vtab *vt = reg->vtab;
         vsize = &vt->size;

@@ -3,9 +3,11 @@
 **
 ** What lives here: the SQL schema and its versioned migrations, per-thread
 ** connections with cached prepared statements, the tenant/token/admin/
-** resource/membership methods of sg_storage_vtab, and the compiler from the core's
-** filter AST (filter.h) to parameterised SQL. See README.md next to this file
-** for the options, the tables and what compiles to SQL.
+** resource/membership methods of sg_storage_vtab, those of the user
+** lifecycle (devices, settings, events, tombstones, the invitation outbox),
+** and the compiler from the core's filter AST (filter.h) to parameterised
+** SQL. See README.md next to this file for the options, the tables and what
+** compiles to SQL.
 **
 ** Rules followed throughout:
 **   - every SQL text is a fixed fragment with `?N` placeholders; no value ever
@@ -157,6 +159,84 @@ static const char *const migrations[] = {
     "    disabled      INTEGER NOT NULL DEFAULT 0\n"
     ") STRICT;\n"
     "CREATE UNIQUE INDEX admins_login ON admins (ifnull(tid, 0), login);\n",
+    /* 3: the user lifecycle: admin devices, tenant settings, events (the
+     * audit trail and the change feed), tombstones and the invitation
+     * outbox.
+     * events.seq is AUTOINCREMENT so that a seq is never handed out twice,
+     * even after the newest events were purged (sqlite_sequence keeps the
+     * highest one ever used). SQLite serialises writers (one write
+     * transaction at a time, on every connection and process), so seq
+     * order is commit order. A server store with concurrent writers needs
+     * another mechanism.
+     * tombstones are keyed like resources (tenant, id) but live apart:
+     * they hold no index keys, so they never block a new resource's
+     * userName or externalId. */
+    "CREATE TABLE devices (\n"
+    "    id         TEXT PRIMARY KEY,\n"
+    "    tid        INTEGER NOT NULL REFERENCES tenants (tid),\n"
+    "    name       TEXT NOT NULL,\n"
+    "    public_key BLOB NOT NULL CHECK (length(public_key) = 32),\n"
+    "    created_ms INTEGER NOT NULL,\n"
+    "    revoked_ms INTEGER NOT NULL DEFAULT 0\n"
+    ") STRICT;\n"
+    "CREATE INDEX devices_tenant ON devices (tid, created_ms);\n"
+    "CREATE TABLE settings (\n"
+    "    tid   INTEGER NOT NULL REFERENCES tenants (tid),\n"
+    "    key   TEXT NOT NULL,\n"
+    "    value TEXT NOT NULL,\n"
+    "    PRIMARY KEY (tid, key)\n"
+    ") STRICT, WITHOUT ROWID;\n"
+    "CREATE TABLE events (\n"
+    "    seq        INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+    "    tid        INTEGER NOT NULL REFERENCES tenants (tid),\n"
+    "    time_ms    INTEGER NOT NULL,\n"
+    "    type       TEXT NOT NULL,\n"
+    "    subject    TEXT,\n"
+    "    actor      TEXT NOT NULL,\n"
+    "    request_id TEXT,\n"
+    "    data       TEXT,\n"
+    "    flags      INTEGER NOT NULL DEFAULT 0\n"
+    ") STRICT;\n"
+    "CREATE INDEX events_tenant ON events (tid, seq);\n"
+    "CREATE INDEX events_subject ON events (tid, subject, seq);\n"
+    "CREATE INDEX events_time ON events (time_ms);\n"
+    "CREATE INDEX events_type ON events (tid, type, time_ms);\n"
+    "CREATE TABLE tombstones (\n"
+    "    tid            INTEGER NOT NULL REFERENCES tenants (tid),\n"
+    "    rtype          INTEGER NOT NULL,\n"
+    "    id             TEXT NOT NULL,\n"
+    "    version        INTEGER NOT NULL,\n"
+    "    created        TEXT NOT NULL,\n"
+    "    modified       TEXT NOT NULL,\n"
+    "    body           TEXT NOT NULL,\n"
+    "    deleted_ms     INTEGER NOT NULL,\n"
+    "    purge_after_ms INTEGER NOT NULL,\n"
+    "    PRIMARY KEY (tid, id)\n"
+    ") STRICT;\n"
+    "CREATE INDEX tombstones_purge ON tombstones (purge_after_ms);\n"
+    "CREATE TABLE jobs (\n"
+    "    id              TEXT PRIMARY KEY,\n"
+    "    tid             INTEGER NOT NULL REFERENCES tenants (tid),\n"
+    "    user_id         TEXT NOT NULL,\n"
+    "    user_version    INTEGER NOT NULL,\n"
+    "    address         TEXT NOT NULL,\n"
+    "    status          TEXT NOT NULL,\n"
+    "    idem_key        TEXT NOT NULL,\n"
+    "    to_sign         TEXT NOT NULL,\n"
+    "    created_ms      INTEGER NOT NULL,\n"
+    "    expires_ms      INTEGER NOT NULL,\n"
+    "    approved_ms     INTEGER NOT NULL DEFAULT 0,\n"
+    "    approved_by     TEXT,\n"
+    "    next_attempt_ms INTEGER NOT NULL DEFAULT 0,\n"
+    "    attempts        INTEGER NOT NULL DEFAULT 0,\n"
+    "    last_error      TEXT,\n"
+    "    lease_owner     TEXT,\n"
+    "    lease_until_ms  INTEGER NOT NULL DEFAULT 0,\n"
+    "    updated_ms      INTEGER NOT NULL\n"
+    ") STRICT;\n"
+    "CREATE INDEX jobs_tenant ON jobs (tid, status, created_ms);\n"
+    "CREATE INDEX jobs_user ON jobs (tid, user_id);\n"
+    "CREATE INDEX jobs_due ON jobs (status, next_attempt_ms, created_ms);\n",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -198,8 +278,52 @@ enum {
     ST_MEM_DEL_GROUP,
     ST_MEM_DEL_MEMBER,
     ST_MEM_LIST,
+    ST_DEV_INS,
+    ST_DEV_GET,
+    ST_DEV_LIST,
+    ST_DEV_REVOKE,
+    ST_SET_PUT,
+    ST_SET_DEL,
+    ST_SET_LIST,
+    ST_EV_INS,
+    ST_EV_LIST,
+    ST_EV_LIST_SUBJECT,
+    ST_EV_LIST_TYPES,
+    ST_EV_PURGE,
+    ST_TS_PUT,
+    ST_TS_GET,
+    ST_TS_DEL,
+    ST_TS_PURGE,
+    ST_JOB_INS,
+    ST_JOB_GET,
+    ST_JOB_UPD,
+    ST_JOB_EXISTS,
+    ST_JOB_LIST,
+    ST_JOB_LIST_STATUS,
+    ST_JOB_LIST_USER,
+    ST_JOB_LIST_BOTH,
+    ST_JOB_DUE,
+    ST_JOB_CLAIM,
+    ST_JOB_OVERDUE,
+    ST_JOB_EXPIRE,
     ST_COUNT
 };
+
+/* The columns job_row() reads, in its order; statements that span tenants
+ * add the tenant's id as one more column. */
+#define JOB_COLS                                                                                   \
+    "id, user_id, user_version, address, status, idem_key, to_sign, created_ms, expires_ms,"       \
+    " approved_ms, approved_by, next_attempt_ms, attempts, last_error, lease_owner,"               \
+    " lease_until_ms, updated_ms"
+#define JOB_TENANT_COL " (SELECT t.id FROM tenants t WHERE t.tid = jobs.tid)"
+#define JOB_LIST_SQL   "SELECT " JOB_COLS " FROM jobs WHERE tid = ?1"
+/* A job a worker may claim at `now`: approved and due with its lease free,
+ * or held by a worker whose lease ran out (it died while sending). */
+#define JOB_DUE_SQL(now)                                                                           \
+    "((status = 'Approved' AND next_attempt_ms <= " now " AND (lease_owner IS NULL OR"             \
+    " lease_until_ms <= " now ")) OR (status = 'Sending' AND lease_until_ms <= " now "))"
+/* Newest first; rowid breaks ties in creation order (newest first too). */
+#define JOB_LIST_ORDER " ORDER BY created_ms DESC, rowid DESC"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN",
@@ -259,6 +383,81 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_MEM_LIST] = "SELECT u.id, m.display, u.rtype FROM members m"
                     " JOIN resources u ON u.rid = m.member_rid"
                     " WHERE m.group_rid = ?1 ORDER BY m.mid",
+    [ST_DEV_INS] = "INSERT INTO devices (id, tid, name, public_key, created_ms, revoked_ms)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_DEV_GET] = "SELECT id, name, public_key, created_ms, revoked_ms FROM devices"
+                   " WHERE tid = ?1 AND id = ?2",
+    [ST_DEV_LIST] = "SELECT id, name, public_key, created_ms, revoked_ms FROM devices"
+                    " WHERE tid = ?1 ORDER BY created_ms, rowid",
+    [ST_DEV_REVOKE] = "UPDATE devices SET revoked_ms = ?3 WHERE tid = ?1 AND id = ?2",
+    [ST_SET_PUT] = "INSERT INTO settings (tid, key, value) VALUES (?1, ?2, ?3)"
+                   " ON CONFLICT (tid, key) DO UPDATE SET value = excluded.value",
+    [ST_SET_DEL] = "DELETE FROM settings WHERE tid = ?1 AND key = ?2",
+    [ST_SET_LIST] = "SELECT key, value FROM settings WHERE tid = ?1 ORDER BY key",
+    [ST_EV_INS] = "INSERT INTO events (tid, time_ms, type, subject, actor, request_id, data, flags)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    /* ?3: every one of these flags; 0 selects every event. A limit of -1
+     * is no limit. */
+    /* ?1 tid, ?2 after_seq, ?3 flags, ?4 limit, ?5 subject, ?6 since_ms,
+     * ?7 the types as a JSON array. */
+    [ST_EV_LIST] = "SELECT seq, time_ms, type, subject, actor, request_id, data, flags FROM events"
+                   " WHERE tid = ?1 AND seq > ?2 AND (flags & ?3) = ?3 AND time_ms >= ?6"
+                   " ORDER BY seq LIMIT ?4",
+    [ST_EV_LIST_SUBJECT] =
+        "SELECT seq, time_ms, type, subject, actor, request_id, data, flags FROM events"
+        " WHERE tid = ?1 AND subject = ?5 AND seq > ?2 AND (flags & ?3) = ?3 AND time_ms >= ?6"
+        " ORDER BY seq LIMIT ?4",
+    [ST_EV_LIST_TYPES] =
+        "SELECT seq, time_ms, type, subject, actor, request_id, data, flags FROM events"
+        " WHERE tid = ?1 AND type IN (SELECT value FROM json_each(?7)) AND time_ms >= ?6"
+        " AND seq > ?2 AND (flags & ?3) = ?3 AND (?5 IS NULL OR subject = ?5)"
+        " ORDER BY seq LIMIT ?4",
+    /* ?3 is SG_EVENT_CHANGE. */
+    [ST_EV_PURGE] = "DELETE FROM events WHERE time_ms < ?1"
+                    " AND NOT ((flags & ?3) <> 0 AND time_ms >= ?2)",
+    [ST_TS_PUT] = "INSERT INTO tombstones (tid, rtype, id, version, created, modified, body,"
+                  " deleted_ms, purge_after_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                  " ON CONFLICT (tid, id) DO UPDATE SET rtype = excluded.rtype,"
+                  " version = excluded.version, created = excluded.created,"
+                  " modified = excluded.modified, body = excluded.body,"
+                  " deleted_ms = excluded.deleted_ms, purge_after_ms = excluded.purge_after_ms",
+    [ST_TS_GET] = "SELECT id, version, created, modified, body FROM tombstones"
+                  " WHERE tid = ?1 AND id = ?2 AND rtype = ?3",
+    [ST_TS_DEL] = "DELETE FROM tombstones WHERE tid = ?1 AND id = ?2",
+    [ST_TS_PURGE] = "DELETE FROM tombstones WHERE purge_after_ms <= ?1 AND (?2 = 0 OR tid = ?2)",
+    /* ?1 id, ?2 tid, ?3.. the fields in JOB_COLS order (see bind_job). */
+    [ST_JOB_INS] = "INSERT INTO jobs (id, tid, user_id, user_version, address, status, idem_key,"
+                   " to_sign, created_ms, expires_ms, approved_ms, approved_by, next_attempt_ms,"
+                   " attempts, last_error, lease_owner, lease_until_ms, updated_ms)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+                   " ?16, ?17, ?18)",
+    [ST_JOB_GET] = JOB_LIST_SQL " AND id = ?2",
+    /* A compare-and-set on updated_ms (?19). */
+    [ST_JOB_UPD] = "UPDATE jobs SET user_id = ?3, user_version = ?4, address = ?5, status = ?6,"
+                   " idem_key = ?7, to_sign = ?8, created_ms = ?9, expires_ms = ?10,"
+                   " approved_ms = ?11, approved_by = ?12, next_attempt_ms = ?13, attempts = ?14,"
+                   " last_error = ?15, lease_owner = ?16, lease_until_ms = ?17, updated_ms = ?18"
+                   " WHERE id = ?1 AND tid = ?2 AND updated_ms = ?19",
+    [ST_JOB_EXISTS] = "SELECT 1 FROM jobs WHERE id = ?1 AND tid = ?2",
+    [ST_JOB_LIST] = JOB_LIST_SQL JOB_LIST_ORDER,
+    [ST_JOB_LIST_STATUS] = JOB_LIST_SQL " AND status = ?2" JOB_LIST_ORDER,
+    [ST_JOB_LIST_USER] = JOB_LIST_SQL " AND user_id = ?3" JOB_LIST_ORDER,
+    [ST_JOB_LIST_BOTH] = JOB_LIST_SQL " AND status = ?2 AND user_id = ?3" JOB_LIST_ORDER,
+    /* Read-only probes, so that idle pollers do not take the write lock. */
+    [ST_JOB_DUE] = "SELECT 1 FROM jobs WHERE " JOB_DUE_SQL("?1") " LIMIT 1",
+    [ST_JOB_OVERDUE] = "SELECT 1 FROM jobs WHERE status = 'AwaitingApproval' AND expires_ms <= ?1"
+                       " LIMIT 1",
+    /* One statement picks and leases the job. It writes, so it runs under
+     * the write lock with the newest snapshot: two connections (threads or
+     * processes) cannot pick the same job. ?1 owner, ?2 now, ?3 lease end. */
+    [ST_JOB_CLAIM] = "UPDATE jobs SET lease_owner = ?1, lease_until_ms = ?3, status = 'Sending',"
+                     " updated_ms = ?2"
+                     " WHERE id = (SELECT id FROM jobs WHERE " JOB_DUE_SQL(
+                         "?2") " ORDER BY next_attempt_ms, created_ms, rowid LIMIT 1)"
+                               " RETURNING " JOB_COLS "," JOB_TENANT_COL,
+    [ST_JOB_EXPIRE] = "UPDATE jobs SET status = 'Expired', updated_ms = ?1"
+                      " WHERE status = 'AwaitingApproval' AND expires_ms <= ?1"
+                      " RETURNING " JOB_COLS "," JOB_TENANT_COL,
 };
 
 /* ---- instance and connection ------------------------------------------------- */
@@ -2791,7 +2990,7 @@ out:
 
 static sg_status group_rid(sg_conn *c, int64_t tid, const char *id, int64_t *rid, sg_error *err)
 {
-    sg_rtype type;
+    sg_rtype type = 0;
     int found;
     if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no group id given");
     sg_status st = lookup(c, tid, id, rid, &type, NULL, &found, err);
@@ -2920,6 +3119,609 @@ static sg_status st_resolve(sg_conn *c, const char *tenant, const char *const *i
     return SG_OK;
 }
 
+/* ---- devices ----------------------------------------------------------------------------- */
+
+/* Ed25519 public keys. */
+#define DEVICE_KEY_LEN 32
+
+static sg_status st_device_create(sg_conn *c, const sg_device *d, sg_error *err)
+{
+    if (!d || !d->id || !*d->id || !d->name || !d->public_key)
+        return sg_error_set(err, SG_EINVALID, "invalidValue",
+                            "a device needs an id, a name and a public key");
+    /* A device id is the subject of the device's token. */
+    if (strlen(d->id) > SUBJECT_MAX)
+        return sg_error_set(err, SG_EINVALID, "invalidValue", "device id longer than %d bytes",
+                            SUBJECT_MAX);
+    int64_t tid;
+    sg_status st = tid_of(c, d->tenant, &tid, err);
+    if (st != SG_OK) return st;
+    sqlite3_stmt *s;
+    if ((st = use(c, ST_DEV_INS, &s, err)) != SG_OK) return st;
+    bind_text(s, 1, d->id);
+    sqlite3_bind_int64(s, 2, tid);
+    bind_text(s, 3, d->name);
+    sqlite3_bind_blob(s, 4, d->public_key, DEVICE_KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, d->created_ms);
+    sqlite3_bind_int64(s, 6, d->revoked_ms);
+    int rc = sqlite3_step(s);
+    done(c, ST_DEV_INS, s);
+    if (rc == SQLITE_DONE) return SG_OK;
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+        return sg_error_set(err, SG_ECONFLICT, "uniqueness", "device id already exists");
+    return fail(c, rc, err);
+}
+
+/* Fill d from a row (id, name, public_key, created_ms, revoked_ms); 0 when the
+ * stored key is not 32 bytes (the CHECK constraint makes that a bug). */
+static int device_row(sqlite3_stmt *s, const char *tenant, sg_device *d)
+{
+    const void *key = sqlite3_column_blob(s, 2);
+    if (!key || sqlite3_column_bytes(s, 2) != DEVICE_KEY_LEN) return 0;
+    *d = (sg_device){
+        .id = col_text(s, 0),
+        .tenant = tenant,
+        .name = col_text(s, 1),
+        .public_key = key,
+        .created_ms = sqlite3_column_int64(s, 3),
+        .revoked_ms = sqlite3_column_int64(s, 4),
+    };
+    return 1;
+}
+
+static sg_status bad_device_row(sg_conn *c, sg_error *err)
+{
+    c->host->log(SG_LOG_ERROR, PLUGIN, "device row with a bad public key");
+    return sg_error_set(err, SG_EINTERNAL, NULL, "storage error");
+}
+
+static sg_status st_device_get(sg_conn *c, const char *tenant, const char *id, sg_device_fn fn,
+                               void *ud, sg_error *err)
+{
+    if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no device id given");
+    int64_t tid;
+    sg_status st = tid_of(c, tenant, &tid, err);
+    if (st != SG_OK) return st;
+    sqlite3_stmt *s;
+    if ((st = use(c, ST_DEV_GET, &s, err)) != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    bind_text(s, 2, id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        sg_device d;
+        if (!device_row(s, tenant, &d))
+            st = bad_device_row(c, err);
+        else if (fn)
+            fn(ud, &d);
+    } else if (rc == SQLITE_DONE) {
+        st = sg_error_set(err, SG_ENOTFOUND, NULL, "no such device");
+    } else {
+        st = fail(c, rc, err);
+    }
+    done(c, ST_DEV_GET, s);
+    return st;
+}
+
+static sg_status st_device_list(sg_conn *c, const char *tenant, sg_device_fn fn, void *ud,
+                                sg_error *err)
+{
+    if (!fn) return sg_error_set(err, SG_EINVALID, NULL, "no callback");
+    int64_t tid;
+    sg_status st = tid_of(c, tenant, &tid, err);
+    if (st != SG_OK) return st;
+    sqlite3_stmt *s;
+    if ((st = use(c, ST_DEV_LIST, &s, err)) != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sg_device d;
+        if (!device_row(s, tenant, &d)) {
+            st = bad_device_row(c, err);
+            break;
+        }
+        if (fn(ud, &d)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (st == SG_OK && rc != SQLITE_DONE) st = fail(c, rc, err);
+    done(c, ST_DEV_LIST, s);
+    return st;
+}
+
+static sg_status st_device_revoke(sg_conn *c, const char *tenant, const char *id, int64_t when_ms,
+                                  sg_error *err)
+{
+    if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no device id given");
+    int64_t tid;
+    sg_status st = tid_of(c, tenant, &tid, err);
+    if (st != SG_OK) return st;
+    sqlite3_stmt *s;
+    if ((st = use(c, ST_DEV_REVOKE, &s, err)) != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    bind_text(s, 2, id);
+    sqlite3_bind_int64(s, 3, when_ms);
+    int rc = sqlite3_step(s);
+    done(c, ST_DEV_REVOKE, s);
+    if (rc != SQLITE_DONE) return fail(c, rc, err);
+    if (sqlite3_changes(c->db) == 0) return sg_error_set(err, SG_ENOTFOUND, NULL, "no such device");
+    return SG_OK;
+}
+
+/* ---- settings ---------------------------------------------------------------------------- */
+
+static sg_status st_setting_set(sg_conn *c, const char *tenant, const char *key, const char *value,
+                                sg_error *err)
+{
+    if (!key || !*key) return sg_error_set(err, SG_EINVALID, "invalidValue", "no setting name");
+    int64_t tid;
+    sg_status st = tid_of(c, tenant, &tid, err);
+    if (st != SG_OK) return st;
+    int id = value ? ST_SET_PUT : ST_SET_DEL;
+    sqlite3_stmt *s;
+    if ((st = use(c, id, &s, err)) != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    bind_text(s, 2, key);
+    if (value) bind_text(s, 3, value);
+    int rc = sqlite3_step(s);
+    done(c, id, s);
+    return rc == SQLITE_DONE ? SG_OK : fail(c, rc, err);
+}
+
+static sg_status st_settings_list(sg_conn *c, const char *tenant, sg_setting_fn fn, void *ud,
+                                  sg_error *err)
+{
+    if (!fn) return sg_error_set(err, SG_EINVALID, NULL, "no callback");
+    int64_t tid;
+    sg_status st = tid_of(c, tenant, &tid, err);
+    if (st != SG_OK) return st;
+    sqlite3_stmt *s;
+    if ((st = use(c, ST_SET_LIST, &s, err)) != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (fn(ud, col_text(s, 0), col_text(s, 1))) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) st = fail(c, rc, err);
+    done(c, ST_SET_LIST, s);
+    return st;
+}
+
+/* ---- events ----------------------------------------------------------------------------- */
+
+static sg_status st_event_append(sg_conn *c, const char *tenant, const sg_event *e, int64_t *seq,
+                                 sg_error *err)
+{
+    if (!e || !e->type || !*e->type || !e->actor)
+        return sg_error_set(err, SG_EINVALID, "invalidValue", "an event needs a type and an actor");
+    int64_t tid;
+    sg_status st = tid_of(c, tenant, &tid, err);
+    if (st != SG_OK) return st;
+    sqlite3_stmt *s;
+    if ((st = use(c, ST_EV_INS, &s, err)) != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    sqlite3_bind_int64(s, 2, e->time_ms);
+    bind_text(s, 3, e->type);
+    bind_text(s, 4, e->subject);
+    bind_text(s, 5, e->actor);
+    bind_text(s, 6, e->request_id);
+    bind_text(s, 7, e->data);
+    sqlite3_bind_int64(s, 8, (int64_t)e->flags);
+    int rc = sqlite3_step(s);
+    done(c, ST_EV_INS, s);
+    if (rc != SQLITE_DONE) return fail(c, rc, err);
+    /* The connection's own insert: other connections cannot change it. */
+    if (seq) *seq = sqlite3_last_insert_rowid(c->db);
+    return SG_OK;
+}
+
+/* The NULL-terminated list as a JSON array of strings (for json_each). */
+static char *types_json(const char *const *types)
+{
+    size_t n = 3;
+    for (const char *const *t = types; *t; t++) n += 2 * strlen(*t) + 3;
+    char *out = malloc(n), *o = out;
+    if (!out) return NULL;
+    *o++ = '[';
+    for (const char *const *t = types; *t; t++) {
+        if (t != types) *o++ = ',';
+        *o++ = '"';
+        for (const char *p = *t; *p; p++) {
+            if (*p == '"' || *p == '\\') *o++ = '\\';
+            *o++ = *p;
+        }
+        *o++ = '"';
+    }
+    *o++ = ']';
+    *o = '\0';
+    return out;
+}
+
+static sg_status st_event_list(sg_conn *c, const char *tenant, const sg_event_query *q,
+                               sg_event_fn fn, void *ud, sg_error *err)
+{
+    static const sg_event_query every = {0};
+    if (!fn) return sg_error_set(err, SG_EINVALID, NULL, "no callback");
+    if (!q) q = &every;
+    int64_t tid;
+    sg_status st = tid_of(c, tenant, &tid, err);
+    if (st != SG_OK) return st;
+    int id = q->types ? ST_EV_LIST_TYPES : q->subject ? ST_EV_LIST_SUBJECT : ST_EV_LIST;
+    char *types = NULL;
+    if (q->types && !(types = types_json(q->types)))
+        return sg_error_set(err, SG_ENOMEM, NULL, "out of memory");
+    sqlite3_stmt *s;
+    if ((st = use(c, id, &s, err)) != SG_OK) {
+        free(types);
+        return st;
+    }
+    sqlite3_bind_int64(s, 1, tid);
+    sqlite3_bind_int64(s, 2, q->after_seq);
+    sqlite3_bind_int64(s, 3, (int64_t)q->flags);
+    sqlite3_bind_int64(s, 4, q->limit > 0 ? q->limit : -1);
+    bind_text(s, 5, q->subject);
+    sqlite3_bind_int64(s, 6, q->since_ms);
+    if (types) sqlite3_bind_text(s, 7, types, -1, free);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sg_event e = {
+            .seq = sqlite3_column_int64(s, 0),
+            .time_ms = sqlite3_column_int64(s, 1),
+            .type = col_text(s, 2),
+            .subject = (const char *)sqlite3_column_text(s, 3),
+            .actor = col_text(s, 4),
+            .request_id = (const char *)sqlite3_column_text(s, 5),
+            .data = (const char *)sqlite3_column_text(s, 6),
+            .flags = (uint32_t)sqlite3_column_int64(s, 7),
+        };
+        if ((st = fn(ud, &e)) != SG_OK) break;
+    }
+    if (st == SG_OK && rc != SQLITE_DONE) st = fail(c, rc, err);
+    done(c, id, s);
+    return st;
+}
+
+/* Run a one-statement DELETE with int64 parameters; *removed: rows deleted. */
+static sg_status delete_count(sg_conn *c, int id, const int64_t *args, int nargs, int64_t *removed,
+                              sg_error *err)
+{
+    sqlite3_stmt *s;
+    sg_status st = use(c, id, &s, err);
+    if (st != SG_OK) return st;
+    for (int i = 0; i < nargs; i++) sqlite3_bind_int64(s, i + 1, args[i]);
+    int rc = sqlite3_step(s);
+    done(c, id, s);
+    if (rc != SQLITE_DONE) return fail(c, rc, err);
+    if (removed) *removed = (int64_t)sqlite3_changes64(c->db);
+    return SG_OK;
+}
+
+static sg_status st_event_purge(sg_conn *c, int64_t before_ms, int64_t keep_changes_ms,
+                                int64_t *removed, sg_error *err)
+{
+    const int64_t args[3] = {before_ms, keep_changes_ms, (int64_t)SG_EVENT_CHANGE};
+    if (removed) *removed = 0;
+    return delete_count(c, ST_EV_PURGE, args, 3, removed, err);
+}
+
+/* ---- tombstones ------------------------------------------------------------------------ */
+
+static sg_status st_tombstone_put(sg_conn *c, const char *tenant, const sg_resource *r,
+                                  int64_t deleted_ms, int64_t purge_after_ms, sg_error *err)
+{
+    if (!r || !r->id || !*r->id || !r->json || !valid_rtype(r->type))
+        return sg_error_set(err, SG_EINVALID, "invalidValue", "incomplete resource");
+    if (r->json_len > INT_MAX) return sg_error_set(err, SG_ETOOMANY, NULL, "resource too large");
+    int64_t tid;
+    sg_status st = tid_of(c, tenant, &tid, err);
+    if (st != SG_OK) return st;
+    char now[SG_TIME_MAX];
+    if (!r->created || !r->modified) c->host->format_time(c->host->now_ms(), now);
+    sqlite3_stmt *s;
+    if ((st = use(c, ST_TS_PUT, &s, err)) != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    sqlite3_bind_int(s, 2, r->type);
+    bind_text(s, 3, r->id);
+    sqlite3_bind_int64(s, 4, r->version);
+    bind_text(s, 5, r->created ? r->created : now);
+    bind_text(s, 6, r->modified ? r->modified : now);
+    sqlite3_bind_text(s, 7, r->json, (int)r->json_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 8, deleted_ms);
+    sqlite3_bind_int64(s, 9, purge_after_ms);
+    int rc = sqlite3_step(s);
+    done(c, ST_TS_PUT, s);
+    return rc == SQLITE_DONE ? SG_OK : fail(c, rc, err);
+}
+
+static sg_status st_tombstone_get(sg_conn *c, const char *tenant, sg_rtype type, const char *id,
+                                  sg_row_fn fn, void *ud, sg_error *err)
+{
+    if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no id given");
+    int64_t tid;
+    sg_status st = tid_of(c, tenant, &tid, err);
+    if (st != SG_OK) return st;
+    sqlite3_stmt *s;
+    if ((st = use(c, ST_TS_GET, &s, err)) != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    bind_text(s, 2, id);
+    sqlite3_bind_int(s, 3, type);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        st = fn ? emit_row(s, type, fn, ud) : SG_OK;
+    else if (rc == SQLITE_DONE)
+        st =
+            sg_error_set(err, SG_ENOTFOUND, NULL, "no deleted %s \"%.128s\"", rtype_name(type), id);
+    else
+        st = fail(c, rc, err);
+    done(c, ST_TS_GET, s);
+    return st;
+}
+
+static sg_status st_tombstone_remove(sg_conn *c, const char *tenant, const char *id, sg_error *err)
+{
+    if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no id given");
+    int64_t tid;
+    sg_status st = tid_of(c, tenant, &tid, err);
+    if (st != SG_OK) return st;
+    sqlite3_stmt *s;
+    if ((st = use(c, ST_TS_DEL, &s, err)) != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    bind_text(s, 2, id);
+    int rc = sqlite3_step(s);
+    done(c, ST_TS_DEL, s);
+    return rc == SQLITE_DONE ? SG_OK : fail(c, rc, err);
+}
+
+static sg_status st_tombstone_purge(sg_conn *c, const char *tenant, int64_t now_ms,
+                                    int64_t *removed, sg_error *err)
+{
+    int64_t args[2] = {now_ms, 0};
+    if (removed) *removed = 0;
+    if (tenant) {
+        sg_status st = tid_of(c, tenant, &args[1], err);
+        if (st != SG_OK) return st;
+    }
+    return delete_count(c, ST_TS_PURGE, args, 2, removed, err);
+}
+
+/* ---- the outbox ------------------------------------------------------------------------- */
+
+static sg_status check_job(const sg_job *j, sg_error *err)
+{
+    if (!j || !j->id || !*j->id || !j->user_id || !*j->user_id || !j->status || !*j->status ||
+        !j->address || !j->key || !j->to_sign)
+        return sg_error_set(err, SG_EINVALID, "invalidValue", "incomplete job");
+    return SG_OK;
+}
+
+/* Bind ?1 id, ?2 tid and ?3..?18 in JOB_COLS order after the id. */
+static void bind_job(sqlite3_stmt *s, int64_t tid, const sg_job *j)
+{
+    bind_text(s, 1, j->id);
+    sqlite3_bind_int64(s, 2, tid);
+    bind_text(s, 3, j->user_id);
+    sqlite3_bind_int64(s, 4, j->user_version);
+    bind_text(s, 5, j->address);
+    bind_text(s, 6, j->status);
+    bind_text(s, 7, j->key);
+    bind_text(s, 8, j->to_sign);
+    sqlite3_bind_int64(s, 9, j->created_ms);
+    sqlite3_bind_int64(s, 10, j->expires_ms);
+    sqlite3_bind_int64(s, 11, j->approved_ms);
+    bind_text(s, 12, j->approved_by);
+    sqlite3_bind_int64(s, 13, j->next_attempt_ms);
+    sqlite3_bind_int(s, 14, j->attempts);
+    bind_text(s, 15, j->last_error);
+    bind_text(s, 16, j->lease_owner);
+    sqlite3_bind_int64(s, 17, j->lease_until_ms);
+    sqlite3_bind_int64(s, 18, j->updated_ms);
+}
+
+/* A job from a row in JOB_COLS order; `tenant` NULL: read from column 17. */
+static void job_row(sqlite3_stmt *s, const char *tenant, sg_job *j)
+{
+    *j = (sg_job){
+        .id = col_text(s, 0),
+        .tenant = tenant ? tenant : col_text(s, 17),
+        .user_id = col_text(s, 1),
+        .user_version = sqlite3_column_int64(s, 2),
+        .address = col_text(s, 3),
+        .status = col_text(s, 4),
+        .key = col_text(s, 5),
+        .to_sign = col_text(s, 6),
+        .created_ms = sqlite3_column_int64(s, 7),
+        .expires_ms = sqlite3_column_int64(s, 8),
+        .approved_ms = sqlite3_column_int64(s, 9),
+        .approved_by = (const char *)sqlite3_column_text(s, 10),
+        .next_attempt_ms = sqlite3_column_int64(s, 11),
+        .attempts = sqlite3_column_int(s, 12),
+        .last_error = (const char *)sqlite3_column_text(s, 13),
+        .lease_owner = (const char *)sqlite3_column_text(s, 14),
+        .lease_until_ms = sqlite3_column_int64(s, 15),
+        .updated_ms = sqlite3_column_int64(s, 16),
+    };
+}
+
+static sg_status st_job_create(sg_conn *c, const sg_job *j, sg_error *err)
+{
+    sg_status st = check_job(j, err);
+    if (st != SG_OK) return st;
+    int64_t tid;
+    if ((st = tid_of(c, j->tenant, &tid, err)) != SG_OK) return st;
+    sqlite3_stmt *s;
+    if ((st = use(c, ST_JOB_INS, &s, err)) != SG_OK) return st;
+    bind_job(s, tid, j);
+    int rc = sqlite3_step(s);
+    done(c, ST_JOB_INS, s);
+    if (rc == SQLITE_DONE) return SG_OK;
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+        return sg_error_set(err, SG_ECONFLICT, "uniqueness", "job id already exists");
+    return fail(c, rc, err);
+}
+
+static sg_status st_job_get(sg_conn *c, const char *tenant, const char *id, sg_job_fn fn, void *ud,
+                            sg_error *err)
+{
+    if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no job id given");
+    int64_t tid;
+    sg_status st = tid_of(c, tenant, &tid, err);
+    if (st != SG_OK) return st;
+    sqlite3_stmt *s;
+    if ((st = use(c, ST_JOB_GET, &s, err)) != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    bind_text(s, 2, id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        sg_job j;
+        job_row(s, tenant, &j);
+        if (fn) st = fn(ud, &j);
+    } else if (rc == SQLITE_DONE) {
+        st = sg_error_set(err, SG_ENOTFOUND, NULL, "no such job");
+    } else {
+        st = fail(c, rc, err);
+    }
+    done(c, ST_JOB_GET, s);
+    return st;
+}
+
+static sg_status st_job_update(sg_conn *c, const sg_job *j, int64_t expected_updated_ms,
+                               sg_error *err)
+{
+    sg_status st = check_job(j, err);
+    if (st != SG_OK) return st;
+    int64_t tid;
+    if ((st = tid_of(c, j->tenant, &tid, err)) != SG_OK) return st;
+    sqlite3_stmt *s;
+    if ((st = use(c, ST_JOB_UPD, &s, err)) != SG_OK) return st;
+    bind_job(s, tid, j);
+    sqlite3_bind_int64(s, 19, expected_updated_ms);
+    int rc = sqlite3_step(s);
+    done(c, ST_JOB_UPD, s);
+    if (rc != SQLITE_DONE) return fail(c, rc, err);
+    if (sqlite3_changes(c->db) == 1) return SG_OK;
+    /* Nothing written: tell a missing job from a changed one. */
+    if ((st = use(c, ST_JOB_EXISTS, &s, err)) != SG_OK) return st;
+    bind_text(s, 1, j->id);
+    sqlite3_bind_int64(s, 2, tid);
+    rc = sqlite3_step(s);
+    done(c, ST_JOB_EXISTS, s);
+    if (rc == SQLITE_ROW)
+        return sg_error_set(err, SG_EPRECOND, NULL, "the job was changed by someone else");
+    if (rc == SQLITE_DONE) return sg_error_set(err, SG_ENOTFOUND, NULL, "no such job");
+    return fail(c, rc, err);
+}
+
+static sg_status st_job_list(sg_conn *c, const char *tenant, const char *status,
+                             const char *user_id, sg_job_fn fn, void *ud, sg_error *err)
+{
+    if (!fn) return sg_error_set(err, SG_EINVALID, NULL, "no callback");
+    int64_t tid;
+    sg_status st = tid_of(c, tenant, &tid, err);
+    if (st != SG_OK) return st;
+    int id = status ? (user_id ? ST_JOB_LIST_BOTH : ST_JOB_LIST_STATUS)
+                    : (user_id ? ST_JOB_LIST_USER : ST_JOB_LIST);
+    sqlite3_stmt *s;
+    if ((st = use(c, id, &s, err)) != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, tid);
+    if (status) bind_text(s, 2, status);
+    if (user_id) bind_text(s, 3, user_id);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sg_job j;
+        job_row(s, tenant, &j);
+        if ((st = fn(ud, &j)) != SG_OK) break;
+    }
+    if (st == SG_OK && rc != SQLITE_DONE) st = fail(c, rc, err);
+    done(c, id, s);
+    return st;
+}
+
+/*
+** Run ST_JOB_CLAIM or ST_JOB_EXPIRE (an UPDATE ... RETURNING) and hand each
+** changed job to fn. The rows come back after the UPDATE is done; they are
+** handed over before the write unit ends, so a callback that fails (or an
+** error while stepping) undoes every change: the jobs reported are exactly
+** the jobs changed. *n: how many were changed.
+*/
+static sg_status update_returning(sg_conn *c, int id, sqlite3_stmt *s, sg_job_fn fn, void *ud,
+                                  int64_t *n, sg_error *err)
+{
+    sg_status st = SG_OK;
+    int rc;
+    *n = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sg_job j;
+        job_row(s, NULL, &j);
+        ++*n;
+        if (fn && (st = fn(ud, &j)) != SG_OK) break;
+    }
+    if (st == SG_OK && rc != SQLITE_DONE) st = fail(c, rc, err);
+    done(c, id, s);
+    return st;
+}
+
+/* Does statement `id` (one int64 parameter) return a row? */
+static sg_status probe(sg_conn *c, int id, int64_t v, int *found, sg_error *err)
+{
+    sqlite3_stmt *s;
+    sg_status st = use(c, id, &s, err);
+    if (st != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, v);
+    int rc = sqlite3_step(s);
+    *found = rc == SQLITE_ROW;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) st = fail(c, rc, err);
+    done(c, id, s);
+    return st;
+}
+
+static sg_status st_job_claim(sg_conn *c, const char *owner, int64_t now_ms, int64_t lease_ms,
+                              sg_job_fn fn, void *ud, sg_error *err)
+{
+    if (!owner || !*owner) return sg_error_set(err, SG_EINVALID, NULL, "no lease owner given");
+    if (lease_ms <= 0) return sg_error_set(err, SG_EINVALID, NULL, "the lease must be positive");
+    int64_t until = now_ms > INT64_MAX - lease_ms ? INT64_MAX : now_ms + lease_ms;
+    int implicit, found;
+    int64_t n = 0;
+    sqlite3_stmt *s;
+    /* A hint only (the UPDATE decides), read without the write lock. */
+    sg_status st = probe(c, ST_JOB_DUE, now_ms, &found, err);
+    if (st != SG_OK) return st;
+    if (!found) return sg_error_set(err, SG_ENOTFOUND, NULL, "no job is due");
+    /* Inside the caller's transaction this is a savepoint: the claim then
+     * commits or rolls back with that transaction. */
+    st = wbegin(c, &implicit, err);
+    if (st != SG_OK) return st;
+    if ((st = use(c, ST_JOB_CLAIM, &s, err)) == SG_OK) {
+        bind_text(s, 1, owner);
+        sqlite3_bind_int64(s, 2, now_ms);
+        sqlite3_bind_int64(s, 3, until);
+        st = update_returning(c, ST_JOB_CLAIM, s, fn, ud, &n, err);
+    }
+    if (st == SG_OK && n == 0) {
+        wend(c, implicit, SG_OK, NULL);
+        return sg_error_set(err, SG_ENOTFOUND, NULL, "no job is due");
+    }
+    return wend(c, implicit, st, err);
+}
+
+static sg_status st_job_expire(sg_conn *c, int64_t now_ms, sg_job_fn fn, void *ud, sg_error *err)
+{
+    int implicit, found;
+    int64_t n;
+    sqlite3_stmt *s;
+    sg_status st = probe(c, ST_JOB_OVERDUE, now_ms, &found, err);
+    if (st != SG_OK || !found) return st;
+    if ((st = wbegin(c, &implicit, err)) != SG_OK) return st;
+    if ((st = use(c, ST_JOB_EXPIRE, &s, err)) == SG_OK) {
+        sqlite3_bind_int64(s, 1, now_ms);
+        st = update_returning(c, ST_JOB_EXPIRE, s, fn, ud, &n, err);
+    }
+    return wend(c, implicit, st, err);
+}
+
 /* ---- registration --------------------------------------------------------------------- */
 
 static const sg_storage_vtab vtab = {
@@ -2955,6 +3757,25 @@ static const sg_storage_vtab vtab = {
     .resolve = st_resolve,
     .admin_create = st_admin_create,
     .admin_get = st_admin_get,
+    .device_create = st_device_create,
+    .device_get = st_device_get,
+    .device_list = st_device_list,
+    .device_revoke = st_device_revoke,
+    .setting_set = st_setting_set,
+    .settings_list = st_settings_list,
+    .event_append = st_event_append,
+    .event_list = st_event_list,
+    .event_purge = st_event_purge,
+    .tombstone_put = st_tombstone_put,
+    .tombstone_get = st_tombstone_get,
+    .tombstone_remove = st_tombstone_remove,
+    .tombstone_purge = st_tombstone_purge,
+    .job_create = st_job_create,
+    .job_get = st_job_get,
+    .job_update = st_job_update,
+    .job_list = st_job_list,
+    .job_claim = st_job_claim,
+    .job_expire = st_job_expire,
 };
 
 SG_PLUGIN_EXPORT sg_status sg_plugin_init(const sg_host *host, sg_plugin_reg *out)

@@ -29,7 +29,10 @@
 **                        (SG_ECONFLICT, scim_type "uniqueness");
 **       search           compile what you can of the filter AST, return
 **                        the rest as `residual` exactly as storage.h says;
-**       memberships      rows, O(k) in the ids given, never a group scan.
+**       memberships      rows, O(k) in the ids given, never a group scan;
+**       lifecycle        devices, settings, events (seq grows in commit
+**                        order across the store), tombstones, the outbox
+**                        (job_claim: one owner per job, on any node).
 **  5. Run the contract suite against it:
 **         SG_CONTRACT_PLUGIN=build/plugins/sg_storage_NAME.so build/tests/contract_tests
 **     (options for the store, if it needs any: SG_CONTRACT_OPTS="k=v;k=v").
@@ -55,6 +58,7 @@
 **     filter literals); never fold by yourself.
 */
 #include <stddef.h>
+#include <stdint.h>
 
 #include "scimgate/plugin.h"
 
@@ -250,6 +254,118 @@ static sg_status tpl_admin_get(sg_conn *c, const char *tenant, const char *login
     return notyet(err, "admin_get");
 }
 
+/* ---- step 4j: the user lifecycle ------------------------------------------------------- */
+
+static sg_status tpl_device_create(sg_conn *c, const sg_device *d, sg_error *err)
+{
+    return notyet(err, "device_create");
+}
+
+static sg_status tpl_device_get(sg_conn *c, const char *tenant, const char *id, sg_device_fn fn,
+                                void *ud, sg_error *err)
+{
+    return notyet(err, "device_get");
+}
+
+static sg_status tpl_device_list(sg_conn *c, const char *tenant, sg_device_fn fn, void *ud,
+                                 sg_error *err)
+{
+    return notyet(err, "device_list");
+}
+
+static sg_status tpl_device_revoke(sg_conn *c, const char *tenant, const char *id, int64_t when_ms,
+                                   sg_error *err)
+{
+    return notyet(err, "device_revoke");
+}
+
+static sg_status tpl_setting_set(sg_conn *c, const char *tenant, const char *key, const char *value,
+                                 sg_error *err)
+{
+    return notyet(err, "setting_set");
+}
+
+static sg_status tpl_settings_list(sg_conn *c, const char *tenant, sg_setting_fn fn, void *ud,
+                                   sg_error *err)
+{
+    return notyet(err, "settings_list");
+}
+
+static sg_status tpl_event_append(sg_conn *c, const char *tenant, const sg_event *e, int64_t *seq,
+                                  sg_error *err)
+{
+    return notyet(err, "event_append");
+}
+
+static sg_status tpl_event_list(sg_conn *c, const char *tenant, const sg_event_query *q,
+                                sg_event_fn fn, void *ud, sg_error *err)
+{
+    return notyet(err, "event_list");
+}
+
+static sg_status tpl_event_purge(sg_conn *c, int64_t before_ms, int64_t keep_changes_ms,
+                                 int64_t *removed, sg_error *err)
+{
+    return notyet(err, "event_purge");
+}
+
+static sg_status tpl_tombstone_put(sg_conn *c, const char *tenant, const sg_resource *r,
+                                   int64_t deleted_ms, int64_t purge_after_ms, sg_error *err)
+{
+    return notyet(err, "tombstone_put");
+}
+
+static sg_status tpl_tombstone_get(sg_conn *c, const char *tenant, sg_rtype type, const char *id,
+                                   sg_row_fn fn, void *ud, sg_error *err)
+{
+    return notyet(err, "tombstone_get");
+}
+
+static sg_status tpl_tombstone_remove(sg_conn *c, const char *tenant, const char *id, sg_error *err)
+{
+    return notyet(err, "tombstone_remove");
+}
+
+static sg_status tpl_tombstone_purge(sg_conn *c, const char *tenant, int64_t now_ms,
+                                     int64_t *removed, sg_error *err)
+{
+    return notyet(err, "tombstone_purge");
+}
+
+static sg_status tpl_job_create(sg_conn *c, const sg_job *j, sg_error *err)
+{
+    return notyet(err, "job_create");
+}
+
+static sg_status tpl_job_get(sg_conn *c, const char *tenant, const char *id, sg_job_fn fn, void *ud,
+                             sg_error *err)
+{
+    return notyet(err, "job_get");
+}
+
+static sg_status tpl_job_update(sg_conn *c, const sg_job *j, int64_t expected_updated_ms,
+                                sg_error *err)
+{
+    return notyet(err, "job_update");
+}
+
+static sg_status tpl_job_list(sg_conn *c, const char *tenant, const char *status,
+                              const char *user_id, sg_job_fn fn, void *ud, sg_error *err)
+{
+    return notyet(err, "job_list");
+}
+
+static sg_status tpl_job_claim(sg_conn *c, const char *owner, int64_t now_ms, int64_t lease_ms,
+                               sg_job_fn fn, void *ud, sg_error *err)
+{
+    return notyet(err, "job_claim");
+}
+
+static sg_status tpl_job_expire(sg_conn *c, int64_t now_ms, sg_job_fn fn, void *ud, sg_error *err)
+{
+    return notyet(err, "job_expire");
+}
+
 /* ---- registration ------------------------------------------------------------------- */
 
 /* Designated initialisers: a method appended to the ABI later stays NULL
@@ -287,6 +403,25 @@ static const sg_storage_vtab vtab = {
     .resolve = tpl_resolve,
     .admin_create = tpl_admin_create,
     .admin_get = tpl_admin_get,
+    .device_create = tpl_device_create,
+    .device_get = tpl_device_get,
+    .device_list = tpl_device_list,
+    .device_revoke = tpl_device_revoke,
+    .setting_set = tpl_setting_set,
+    .settings_list = tpl_settings_list,
+    .event_append = tpl_event_append,
+    .event_list = tpl_event_list,
+    .event_purge = tpl_event_purge,
+    .tombstone_put = tpl_tombstone_put,
+    .tombstone_get = tpl_tombstone_get,
+    .tombstone_remove = tpl_tombstone_remove,
+    .tombstone_purge = tpl_tombstone_purge,
+    .job_create = tpl_job_create,
+    .job_get = tpl_job_get,
+    .job_update = tpl_job_update,
+    .job_list = tpl_job_list,
+    .job_claim = tpl_job_claim,
+    .job_expire = tpl_job_expire,
 };
 
 /*

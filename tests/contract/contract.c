@@ -2176,6 +2176,1292 @@ CT(txn, busy_store_is_unavailable)
     V->close(s2);
 }
 
+/* ==== the user lifecycle: devices, settings, events, tombstones, the outbox =========== */
+/*
+** event_purge, tombstone_purge, job_claim and job_expire act on every tenant.
+** So that these tests also run on a shared store, they keep to one clock
+** convention: every time the suite purges, claims or expires at is near LC0
+** (a millisecond count in 1970), rows that such a call must not touch have
+** times far in the future (LC_FAR), and only this test's own rows (their ids
+** carry the nonce) are checked. Counts are exact only on storage_sqlite,
+** whose store is private to the test. Two runs of the suite claiming at the
+** same moment on one shared store may still take each other's jobs.
+*/
+
+#define LC0    1000000LL
+#define LC_FAR 4000000000000000LL
+
+/* This test's name prefix: every id from nm() starts with it. */
+static const char *mine(void)
+{
+    static char prefix[64];
+    if (!prefix[0]) snprintf(prefix, sizeof prefix, "%s", nm(""));
+    return prefix;
+}
+
+static int is_mine(const char *id)
+{
+    return id && !strncmp(id, mine(), strlen(mine()));
+}
+
+/* ---- devices ---- */
+
+typedef struct devices_seen {
+    int n, stop_after;
+    char id[16][128], tenant[16][128], name[16][64];
+    unsigned char key[16][32];
+    int64_t created[16], revoked[16];
+} devices_seen;
+
+static int device_fn(void *ud, const sg_device *d)
+{
+    devices_seen *s = ud;
+    if (s->n < 16) {
+        int i = s->n++;
+        snprintf(s->id[i], sizeof s->id[i], "%s", d->id);
+        snprintf(s->tenant[i], sizeof s->tenant[i], "%s", d->tenant ? d->tenant : "(null)");
+        snprintf(s->name[i], sizeof s->name[i], "%s", d->name ? d->name : "(null)");
+        cr_assert(d->public_key, "device without a key");
+        memcpy(s->key[i], d->public_key, 32);
+        s->created[i] = d->created_ms;
+        s->revoked[i] = d->revoked_ms;
+    }
+    return s->stop_after && s->n >= s->stop_after;
+}
+
+static int device_index(const devices_seen *s, const char *id)
+{
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->id[i], id)) return i;
+    return -1;
+}
+
+/* A key with zero bytes and 0xff inside, different per seed. */
+static void device_key(unsigned char key[32], int seed)
+{
+    for (int i = 0; i < 32; i++) key[i] = (unsigned char)(i % 7 == 0 ? 0 : (i * 37 + seed) & 0xff);
+    key[31] = 0xff;
+}
+
+static sg_status new_device(const char *t, const char *id, const char *name, int seed,
+                            int64_t created)
+{
+    unsigned char key[32];
+    device_key(key, seed);
+    sg_device d = {.id = id, .tenant = t, .name = name, .public_key = key, .created_ms = created};
+    sg_error_clear(&E);
+    return V->device_create(C, &d, &E);
+}
+
+CT(device, create_get_and_the_32_byte_key_round_trips)
+{
+    const char *t = mk_tenant("a");
+    OK(new_device(t, nm("d1"), "Alice's phone", 1, 1000));
+    devices_seen s = {0};
+    OK(V->device_get(C, t, nm("d1"), device_fn, &s, &E));
+    cr_assert_eq(s.n, 1);
+    cr_assert_str_eq(s.id[0], nm("d1"));
+    cr_assert_str_eq(s.tenant[0], t);
+    cr_assert_str_eq(s.name[0], "Alice's phone");
+    unsigned char want[32];
+    device_key(want, 1);
+    cr_assert_eq(memcmp(s.key[0], want, 32), 0, "the public key changed on the way");
+    cr_assert_eq(s.created[0], 1000);
+    cr_assert_eq(s.revoked[0], 0);
+    ST(SG_ENOTFOUND, V->device_get(C, t, nm("d2"), device_fn, &s, &E));
+    ST(SG_ENOTFOUND, V->device_get(C, nm("no-tenant"), nm("d1"), device_fn, &s, &E));
+    ST(SG_ENOTFOUND, new_device(nm("no-tenant"), nm("d3"), "x", 3, 1));
+    cr_assert_eq(s.n, 1, "a miss called back");
+}
+
+CT(device, list_includes_revoked_and_names_need_not_be_unique)
+{
+    const char *t = mk_tenant("a"), *other = mk_tenant("b");
+    OK(new_device(t, nm("d1"), "phone", 1, 1000));
+    OK(new_device(t, nm("d2"), "phone", 2, 2000));
+    OK(new_device(other, nm("d3"), "phone", 3, 3000));
+    OK(V->device_revoke(C, t, nm("d1"), 5000, &E));
+    devices_seen s = {0};
+    OK(V->device_list(C, t, device_fn, &s, &E));
+    cr_assert_eq(s.n, 2, "%d devices listed", s.n);
+    int i1 = device_index(&s, nm("d1")), i2 = device_index(&s, nm("d2"));
+    cr_assert(i1 >= 0 && i2 >= 0);
+    cr_assert_eq(s.revoked[i1], 5000, "revoked_ms not set");
+    cr_assert_eq(s.revoked[i2], 0);
+    unsigned char want[32];
+    device_key(want, 2);
+    cr_assert_eq(memcmp(s.key[i2], want, 32), 0);
+    cr_assert_str_eq(s.tenant[i2], t);
+    memset(&s, 0, sizeof s);
+    OK(V->device_get(C, t, nm("d1"), device_fn, &s, &E));
+    cr_assert_eq(s.revoked[0], 5000);
+    devices_seen stop = {.stop_after = 1};
+    OK(V->device_list(C, t, device_fn, &stop, &E));
+    cr_assert_eq(stop.n, 1, "the callback asked to stop after one device");
+    ST(SG_ENOTFOUND, V->device_list(C, nm("no-tenant"), device_fn, &s, &E));
+    ST(SG_ENOTFOUND, V->device_revoke(C, t, nm("nope"), 1, &E));
+    ST(SG_ENOTFOUND, V->device_revoke(C, nm("no-tenant"), nm("d2"), 1, &E));
+}
+
+CT(device, another_tenants_devices_miss)
+{
+    const char *a = mk_tenant("a"), *b = mk_tenant("b");
+    OK(new_device(a, nm("d1"), "phone", 1, 1000));
+    devices_seen s = {0};
+    ST(SG_ENOTFOUND, V->device_get(C, b, nm("d1"), device_fn, &s, &E));
+    ST(SG_ENOTFOUND, V->device_revoke(C, b, nm("d1"), 7, &E));
+    OK(V->device_list(C, b, device_fn, &s, &E));
+    cr_assert_eq(s.n, 0, "B sees A's device");
+    OK(V->device_get(C, a, nm("d1"), device_fn, &s, &E));
+    cr_assert_eq(s.revoked[0], 0, "B revoked A's device");
+}
+
+/* ---- settings ---- */
+
+typedef struct settings_seen {
+    int n, stop_after;
+    char key[16][64], value[16][64];
+} settings_seen;
+
+static int setting_fn(void *ud, const char *key, const char *value)
+{
+    settings_seen *s = ud;
+    if (s->n < 16) {
+        snprintf(s->key[s->n], sizeof s->key[0], "%s", key);
+        snprintf(s->value[s->n], sizeof s->value[0], "%s", value ? value : "(null)");
+        s->n++;
+    }
+    return s->stop_after && s->n >= s->stop_after;
+}
+
+static settings_seen settings_of(const char *t)
+{
+    settings_seen s = {0};
+    OK(V->settings_list(C, t, setting_fn, &s, &E));
+    return s;
+}
+
+CT(settings, set_overwrite_remove_and_list_in_key_order)
+{
+    const char *t = mk_tenant("a");
+    settings_seen s = settings_of(t);
+    cr_assert_eq(s.n, 0, "a new tenant has settings");
+    OK(V->setting_set(C, t, "invite.expiry_hours", "72", &E));
+    OK(V->setting_set(C, t, "invite.auto", "false", &E));
+    OK(V->setting_set(C, t, "audit.retention_days", "90", &E));
+    OK(V->setting_set(C, t, "invite.auto", "true", &E)); /* overwrite */
+    s = settings_of(t);
+    cr_assert_eq(s.n, 3);
+    cr_assert_str_eq(s.key[0], "audit.retention_days");
+    cr_assert_str_eq(s.value[0], "90");
+    cr_assert_str_eq(s.key[1], "invite.auto");
+    cr_assert_str_eq(s.value[1], "true");
+    cr_assert_str_eq(s.key[2], "invite.expiry_hours");
+    cr_assert_str_eq(s.value[2], "72");
+    OK(V->setting_set(C, t, "invite.auto", NULL, &E)); /* NULL removes */
+    OK(V->setting_set(C, t, "never.set", NULL, &E));   /* removing nothing is fine */
+    OK(V->setting_set(C, t, "empty", "", &E));         /* "" is a value, not a removal */
+    s = settings_of(t);
+    cr_assert_eq(s.n, 3);
+    cr_assert_str_eq(s.key[0], "audit.retention_days");
+    cr_assert_str_eq(s.key[1], "empty");
+    cr_assert_str_eq(s.value[1], "");
+    cr_assert_str_eq(s.key[2], "invite.expiry_hours");
+    settings_seen stop = {.stop_after = 1};
+    OK(V->settings_list(C, t, setting_fn, &stop, &E));
+    cr_assert_eq(stop.n, 1, "the callback asked to stop after one setting");
+}
+
+CT(settings, are_per_tenant_and_unknown_tenant_misses)
+{
+    const char *a = mk_tenant("a"), *b = mk_tenant("b");
+    OK(V->setting_set(C, a, "invite.auto", "true", &E));
+    cr_assert_eq(settings_of(b).n, 0, "B sees A's setting");
+    OK(V->setting_set(C, b, "invite.auto", "false", &E));
+    OK(V->setting_set(C, b, "only.b", "1", &E));
+    settings_seen s = settings_of(a);
+    cr_assert_eq(s.n, 1);
+    cr_assert_str_eq(s.value[0], "true", "B's write reached A");
+    OK(V->setting_set(C, b, "invite.auto", NULL, &E));
+    s = settings_of(a);
+    cr_assert_eq(s.n, 1, "B's removal reached A");
+    ST(SG_ENOTFOUND, V->setting_set(C, nm("no-tenant"), "k", "v", &E));
+    ST(SG_ENOTFOUND, V->setting_set(C, nm("no-tenant"), "k", NULL, &E));
+    ST(SG_ENOTFOUND, V->settings_list(C, nm("no-tenant"), setting_fn, &s, &E));
+}
+
+/* ---- events ---- */
+
+typedef struct events_seen {
+    int n, stop_after;
+    int64_t seq[64], time[64];
+    char type[64][48], subject[64][128], actor[64][48], request_id[64][48], data[64][64];
+    uint32_t flags[64];
+} events_seen;
+
+static sg_status event_fn(void *ud, const sg_event *e)
+{
+    events_seen *s = ud;
+    if (s->n < 64) {
+        int i = s->n++;
+        s->seq[i] = e->seq;
+        s->time[i] = e->time_ms;
+        snprintf(s->type[i], sizeof s->type[i], "%s", e->type ? e->type : "(null)");
+        snprintf(s->subject[i], sizeof s->subject[i], "%s", e->subject ? e->subject : "(null)");
+        snprintf(s->actor[i], sizeof s->actor[i], "%s", e->actor ? e->actor : "(null)");
+        snprintf(s->request_id[i], sizeof s->request_id[i], "%s",
+                 e->request_id ? e->request_id : "(null)");
+        snprintf(s->data[i], sizeof s->data[i], "%s", e->data ? e->data : "(null)");
+        s->flags[i] = e->flags;
+    }
+    return s->stop_after && s->n >= s->stop_after ? SG_ETOOMANY : SG_OK;
+}
+
+/* Append an event by "system"; returns its seq. */
+static int64_t ev(const char *t, const char *type, const char *subject, uint32_t flags,
+                  int64_t time_ms)
+{
+    sg_event e = {
+        .time_ms = time_ms, .type = type, .subject = subject, .actor = "system", .flags = flags};
+    int64_t seq = -1;
+    OK(V->event_append(C, t, &e, &seq, &E));
+    cr_assert(seq > 0, "event_append gave seq %lld", (long long)seq);
+    return seq;
+}
+
+static events_seen events_of(const char *t, int64_t after, const char *subject, uint32_t flags,
+                             int64_t limit)
+{
+    events_seen s = {0};
+    sg_event_query q = {.after_seq = after, .subject = subject, .flags = flags, .limit = limit};
+    OK(V->event_list(C, t, &q, event_fn, &s, &E));
+    for (int i = 1; i < s.n; i++)
+        cr_assert(s.seq[i] > s.seq[i - 1], "events out of seq order at %d", i);
+    return s;
+}
+
+static int has_seq(const events_seen *s, int64_t seq)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->seq[i] == seq) return 1;
+    return 0;
+}
+
+#define NOW_2024 1704067200000LL
+
+CT(event, append_and_list_round_trip)
+{
+    const char *t = mk_tenant("a");
+    const char *u = nm("u1");
+    sg_event e = {.time_ms = NOW_2024 + 5,
+                  .type = "user.created",
+                  .subject = u,
+                  .actor = "token:k1",
+                  .request_id = "req-1",
+                  .data = "{\"userName\":\"alice\"}",
+                  .flags = SG_EVENT_CHANGE};
+    int64_t s1 = 0, s2 = 0;
+    OK(V->event_append(C, t, &e, &s1, &E));
+    sg_event bare = {.time_ms = NOW_2024 + 6, .type = "audit.token_used", .actor = "system"};
+    OK(V->event_append(C, t, &bare, &s2, &E));
+    cr_assert(s1 > 0 && s2 > s1, "seqs %lld then %lld", (long long)s1, (long long)s2);
+    events_seen s = events_of(t, 0, NULL, 0, 0);
+    cr_assert_eq(s.n, 2);
+    cr_assert_eq(s.seq[0], s1);
+    cr_assert_eq(s.time[0], NOW_2024 + 5);
+    cr_assert_str_eq(s.type[0], "user.created");
+    cr_assert_str_eq(s.subject[0], u);
+    cr_assert_str_eq(s.actor[0], "token:k1");
+    cr_assert_str_eq(s.request_id[0], "req-1");
+    cr_assert_str_eq(s.data[0], "{\"userName\":\"alice\"}");
+    cr_assert_eq(s.flags[0], SG_EVENT_CHANGE);
+    cr_assert_eq(s.seq[1], s2);
+    cr_assert_str_eq(s.subject[1], "(null)", "a NULL subject came back as text");
+    cr_assert_str_eq(s.request_id[1], "(null)");
+    cr_assert_str_eq(s.data[1], "(null)");
+    cr_assert_eq(s.flags[1], 0);
+    ST(SG_ENOTFOUND, V->event_append(C, nm("no-tenant"), &e, &s1, &E));
+    sg_event_query q = {0};
+    ST(SG_ENOTFOUND, V->event_list(C, nm("no-tenant"), &q, event_fn, &s, &E));
+}
+
+CT(event, seq_grows_across_tenants_and_connections)
+{
+    const char *a = mk_tenant("a"), *b = mk_tenant("b");
+    sg_conn *c2;
+    OK(V->connect(S, &c2, &E));
+    int64_t last = 0;
+    for (int i = 0; i < 20; i++) {
+        int64_t seq;
+        if (i % 3 == 2) {
+            sg_event e = {.time_ms = NOW_2024, .type = "user.updated", .actor = "system"};
+            OK(V->event_append(c2, b, &e, &seq, &E));
+        } else {
+            seq = ev(i % 2 ? a : b, "user.updated", NULL, SG_EVENT_CHANGE, NOW_2024);
+        }
+        cr_assert(seq > last, "seq %lld after %lld", (long long)seq, (long long)last);
+        last = seq;
+    }
+    V->disconnect(c2);
+    events_seen sa = events_of(a, 0, NULL, 0, 0), sb = events_of(b, 0, NULL, 0, 0);
+    cr_assert_eq(sa.n + sb.n, 20, "%d + %d events", sa.n, sb.n);
+}
+
+CT(event, subject_flags_after_and_limit_filters)
+{
+    const char *t = mk_tenant("a"), *other = mk_tenant("b");
+    const char *u1 = nm("u1"), *u2 = nm("u2");
+    int64_t e1 = ev(t, "user.created", u1, SG_EVENT_CHANGE, NOW_2024);
+    int64_t e2 = ev(t, "audit.login", u1, 0, NOW_2024);
+    int64_t e3 = ev(t, "user.created", u2, SG_EVENT_CHANGE, NOW_2024);
+    int64_t e4 = ev(t, "user.updated", u1, SG_EVENT_CHANGE | 0x2u, NOW_2024);
+    int64_t e5 = ev(t, "audit.token_used", NULL, 0x2u, NOW_2024);
+    ev(other, "user.created", u1, SG_EVENT_CHANGE, NOW_2024); /* same subject, tenant B */
+
+    events_seen s = events_of(t, 0, NULL, 0, 0);
+    cr_assert_eq(s.n, 5);
+    s = events_of(t, 0, u1, 0, 0);
+    cr_assert_eq(s.n, 3, "subject filter: %d events", s.n);
+    cr_assert(s.seq[0] == e1 && s.seq[1] == e2 && s.seq[2] == e4);
+    s = events_of(t, 0, NULL, SG_EVENT_CHANGE, 0);
+    cr_assert_eq(s.n, 3, "change feed: %d events", s.n);
+    cr_assert(s.seq[0] == e1 && s.seq[1] == e3 && s.seq[2] == e4);
+    s = events_of(t, 0, NULL, SG_EVENT_CHANGE | 0x2u, 0); /* all the flags given */
+    cr_assert_eq(s.n, 1);
+    cr_assert_eq(s.seq[0], e4);
+    s = events_of(t, 0, NULL, 0x2u, 0);
+    cr_assert(s.n == 2 && s.seq[0] == e4 && s.seq[1] == e5);
+    s = events_of(t, e2, NULL, 0, 0);
+    cr_assert(s.n == 3 && s.seq[0] == e3, "after_seq: %d events", s.n);
+    s = events_of(t, e1, u1, SG_EVENT_CHANGE, 0);
+    cr_assert(s.n == 1 && s.seq[0] == e4, "all three filters: %d events", s.n);
+    s = events_of(t, 0, NULL, 0, 2);
+    cr_assert(s.n == 2 && s.seq[0] == e1 && s.seq[1] == e2, "limit 2: %d events", s.n);
+    s = events_of(t, e3, NULL, 0, 2);
+    cr_assert(s.n == 2 && s.seq[0] == e4 && s.seq[1] == e5);
+    cr_assert_eq(events_of(t, 0, NULL, 0, -1).n, 5, "a negative limit is no limit");
+    cr_assert_eq(events_of(t, e5, NULL, 0, 0).n, 0);
+    cr_assert_eq(events_of(t, 0, nm("nobody"), 0, 0).n, 0);
+    events_seen stop = {.stop_after = 2};
+    sg_event_query q = {0};
+    ST(SG_ETOOMANY, V->event_list(C, t, &q, event_fn, &stop, &E));
+    cr_assert_eq(stop.n, 2, "the callback's status did not stop the list");
+    /* Tenant B sees only its own event, whatever the filters. */
+    s = events_of(other, 0, NULL, 0, 0);
+    cr_assert_eq(s.n, 1);
+    cr_assert_eq(events_of(other, 0, u2, 0, 0).n, 0);
+    cr_assert_eq(events_of(other, e1, u1, SG_EVENT_CHANGE, 0).n, 1);
+}
+
+/* The events a query returns, by seq. */
+static events_seen events_q(const char *t, const sg_event_query *q)
+{
+    events_seen s = {0};
+    OK(V->event_list(C, t, q, event_fn, &s, &E));
+    return s;
+}
+
+CT(event, since_and_type_filters)
+{
+    const char *t = mk_tenant("a"), *other = mk_tenant("b");
+    const char *u1 = nm("u1"), *u2 = nm("u2");
+    int64_t e1 = ev(t, "user.deleted", u1, SG_EVENT_CHANGE, NOW_2024);
+    int64_t e2 = ev(t, "user.suspended", u2, SG_EVENT_CHANGE, NOW_2024 + 1000);
+    int64_t e3 = ev(t, "user.updated", u1, SG_EVENT_CHANGE, NOW_2024 + 2000);
+    int64_t e4 = ev(t, "user.deleted", u2, SG_EVENT_CHANGE, NOW_2024 + 3000);
+    int64_t e5 = ev(t, "audit.x\"y", NULL, 0, NOW_2024 + 3000);
+    ev(other, "user.deleted", u1, SG_EVENT_CHANGE, NOW_2024 + 3000);
+
+    static const char *const del_susp[] = {"user.deleted", "user.suspended", NULL};
+    sg_event_query q = {.types = del_susp};
+    events_seen s = events_q(t, &q);
+    cr_assert(s.n == 3 && s.seq[0] == e1 && s.seq[1] == e2 && s.seq[2] == e4, "types: %d", s.n);
+    q.since_ms = NOW_2024 + 1000; /* time_ms >= since_ms */
+    s = events_q(t, &q);
+    cr_assert(s.n == 2 && s.seq[0] == e2 && s.seq[1] == e4, "types and since: %d", s.n);
+    q.subject = u2;
+    q.limit = 1;
+    s = events_q(t, &q);
+    cr_assert(s.n == 1 && s.seq[0] == e2, "types, since, subject, limit: %d", s.n);
+    sg_event_query since = {.since_ms = NOW_2024 + 2000};
+    s = events_q(t, &since);
+    cr_assert(s.n == 3 && s.seq[0] == e3 && s.seq[2] == e5, "since alone: %d", s.n);
+    static const char *const quoted[] = {"audit.x\"y", NULL};
+    sg_event_query qq = {.types = quoted};
+    s = events_q(t, &qq);
+    cr_assert(s.n == 1 && s.seq[0] == e5, "a type with a quote: %d", s.n);
+    static const char *const none[] = {"user.created", NULL};
+    sg_event_query qn = {.types = none};
+    cr_assert_eq(events_q(t, &qn).n, 0);
+}
+
+CT(event, rolled_back_events_are_gone_and_committed_ones_stay)
+{
+    const char *t = mk_tenant("a");
+    int64_t before = ev(t, "user.created", nm("u0"), SG_EVENT_CHANGE, NOW_2024);
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    int64_t gone = ev(t, "user.created", nm("u1"), SG_EVENT_CHANGE, NOW_2024);
+    cr_assert(gone > before);
+    V->rollback(C);
+    events_seen s = events_of(t, 0, NULL, 0, 0);
+    cr_assert_eq(s.n, 1, "the rolled-back event is listed");
+    cr_assert_eq(s.seq[0], before);
+    cr_assert_eq(events_of(t, 0, nm("u1"), 0, 0).n, 0);
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    int64_t kept = ev(t, "user.created", nm("u2"), SG_EVENT_CHANGE, NOW_2024);
+    OK(V->commit(C, &E));
+    s = events_of(t, before, NULL, 0, 0);
+    cr_assert(s.n == 1 && s.seq[0] == kept, "the committed event is missing");
+    cr_assert(kept > before);
+}
+
+/* A failed call inside a transaction leaves the transaction's events. */
+CT(event, a_failed_call_does_not_undo_the_transactions_events)
+{
+    const char *t = mk_tenant("a");
+    mk_user(t, "u1", "taken", 1);
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    int64_t seq = ev(t, "user.updated", nm("u1"), SG_EVENT_CHANGE, NOW_2024);
+    res x;
+    res_user(&x, "u2", "TAKEN", 2);
+    ST(SG_ECONFLICT, V->create(C, t, &x.r, &E));
+    OK(V->commit(C, &E));
+    events_seen s = events_of(t, 0, NULL, 0, 0);
+    cr_assert(s.n == 1 && s.seq[0] == seq);
+}
+
+/* Purge: before LC0, except change events from LC0/2 on. */
+CT(event, purge_keeps_recent_change_events_and_seq_still_grows)
+{
+    const char *t = mk_tenant("a"), *b = mk_tenant("b");
+    const int64_t keep = LC0 / 2;
+    int64_t old_change = ev(t, "user.created", nm("u1"), SG_EVENT_CHANGE, 100);
+    int64_t recent_change = ev(t, "user.updated", nm("u1"), SG_EVENT_CHANGE, keep);
+    int64_t recent_audit = ev(t, "audit.login", NULL, 0, keep);
+    int64_t at_cut = ev(t, "audit.login", NULL, 0, LC0);
+    int64_t change_after = ev(t, "user.deleted", nm("u1"), SG_EVENT_CHANGE, LC0 + 10);
+    int64_t new_2024 = ev(t, "audit.login", NULL, 0, NOW_2024);
+    ev(b, "audit.login", NULL, 0, 200);                           /* another tenant's */
+    int64_t newest = ev(t, "audit.token_used", NULL, 0, LC0 - 1); /* the highest seq */
+    int64_t removed = -1;
+    OK(V->event_purge(C, LC0, keep, &removed, &E));
+    cr_assert(removed >= 4, "removed %lld", (long long)removed);
+    if (IS_SQLITE) cr_assert_eq(removed, 4);
+    events_seen s = events_of(t, 0, NULL, 0, 0);
+    cr_assert(!has_seq(&s, old_change), "an old change event survived");
+    cr_assert(!has_seq(&s, recent_audit), "an old audit event survived");
+    cr_assert(!has_seq(&s, newest), "the newest (old) event survived");
+    cr_assert(has_seq(&s, recent_change), "a recent change event was purged");
+    cr_assert(has_seq(&s, at_cut), "an event at before_ms was purged");
+    cr_assert(has_seq(&s, change_after));
+    cr_assert(has_seq(&s, new_2024));
+    cr_assert_eq(s.n, 4);
+    cr_assert_eq(events_of(b, 0, NULL, 0, 0).n, 0, "tenant B's old event survived");
+    /* The purged highest seq is never handed out again. */
+    int64_t next = ev(t, "audit.login", NULL, 0, NOW_2024);
+    cr_assert(next > newest, "seq %lld after a purged %lld", (long long)next, (long long)newest);
+    OK(V->event_purge(C, LC0, keep, &removed, &E));
+    if (IS_SQLITE) cr_assert_eq(removed, 0);
+    cr_assert_eq(events_of(t, 0, NULL, 0, 0).n, 5);
+}
+
+/* The change feed's promise: a reader that has seen seq N never later meets
+ * a new event with seq <= N. Two writers commit events while a reader
+ * follows the feed with its cursor; in the end the reader must have met
+ * every event. */
+typedef struct feed_writer {
+    const char *tenant, *subject;
+    int n, failures;
+    char detail[SG_DETAIL_MAX];
+} feed_writer;
+
+static void *feed_writer_main(void *arg)
+{
+    feed_writer *w = arg;
+    sg_conn *c;
+    sg_error e;
+    if (V->connect(S, &c, &e) != SG_OK) {
+        w->failures = w->n;
+        return NULL;
+    }
+    for (int i = 0; i < w->n; i++) {
+        sg_event ev = {.time_ms = NOW_2024,
+                       .type = "user.updated",
+                       .subject = w->subject,
+                       .actor = "system",
+                       .flags = SG_EVENT_CHANGE};
+        sg_status s;
+        for (int tries = 0; tries < 100; tries++) {
+            int64_t seq;
+            s = V->begin(c, SG_TXN_WRITE, &e);
+            if (s == SG_OK) s = V->event_append(c, w->tenant, &ev, &seq, &e);
+            if (s == SG_OK) s = V->commit(c, &e);
+            if (s != SG_OK) V->rollback(c);
+            if (s != SG_EUNAVAIL) break;
+        }
+        if (s != SG_OK) {
+            w->failures++;
+            snprintf(w->detail, sizeof w->detail, "%s", e.detail);
+        }
+    }
+    V->disconnect(c);
+    return NULL;
+}
+
+typedef struct feed_reader {
+    int64_t cursor;
+    int n, out_of_order;
+} feed_reader;
+
+static sg_status feed_fn(void *ud, const sg_event *e)
+{
+    feed_reader *r = ud;
+    if (e->seq <= r->cursor) r->out_of_order++;
+    r->cursor = e->seq;
+    r->n++;
+    return SG_OK;
+}
+
+CT(event, the_change_feed_never_skips_an_event_under_concurrent_writers)
+{
+    enum { PER_WRITER = 150 };
+    const char *t = mk_tenant("a");
+    feed_writer w[2] = {{.tenant = t, .subject = nm("u1"), .n = PER_WRITER},
+                        {.tenant = t, .subject = nm("u2"), .n = PER_WRITER}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, feed_writer_main, &w[i]), 0);
+    feed_reader r = {0};
+    sg_event_query q = {.flags = SG_EVENT_CHANGE, .limit = 7};
+    for (int polls = 0; polls < 100000 && r.n < 2 * PER_WRITER; polls++) {
+        q.after_seq = r.cursor;
+        sg_status s = V->event_list(C, t, &q, feed_fn, &r, &E);
+        cr_assert(s == SG_OK || s == SG_EUNAVAIL, "event_list: %d (%s)", (int)s, E.detail);
+    }
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(w[i].failures, 0, "writer %d: %d failures (%s)", i, w[i].failures,
+                     w[i].detail);
+    q.after_seq = r.cursor;
+    q.limit = 0;
+    OK(V->event_list(C, t, &q, feed_fn, &r, &E));
+    cr_assert_eq(r.out_of_order, 0);
+    cr_assert_eq(r.n, 2 * PER_WRITER, "the reader met %d of %d events", r.n, 2 * PER_WRITER);
+}
+
+/* ---- tombstones ---- */
+
+CT(tombstone, put_get_replace_and_remove)
+{
+    const char *t = mk_tenant("a");
+    res x;
+    res_user(&x, "u1", "alice", 3);
+    x.r.version = 4;
+    ts(9, x.modified);
+    OK(V->tombstone_put(C, t, &x.r, 5000, LC_FAR, &E));
+    rows r;
+    rows_reset(&r);
+    OK(V->tombstone_get(C, t, SG_RT_USER, x.id, rows_fn, &r, &E));
+    cr_assert_eq(r.n, 1);
+    cr_assert_str_eq(r.id[0], x.id);
+    cr_assert_eq(r.type[0], SG_RT_USER);
+    cr_assert_eq(r.version[0], 4);
+    cr_assert_str_eq(r.created[0], x.created);
+    cr_assert_str_eq(r.modified[0], x.modified);
+    cr_assert_str_eq(r.json[0], x.json);
+    ST(SG_ENOTFOUND, V->tombstone_get(C, t, SG_RT_GROUP, x.id, rows_fn, &r, &E));
+    ST(SG_ENOTFOUND, V->tombstone_get(C, t, SG_RT_USER, nm("nope"), rows_fn, &r, &E));
+    int calls = 0;
+    ST(SG_ETOOMANY, V->tombstone_get(C, t, SG_RT_USER, x.id, get_status_fn, &calls, &E));
+    cr_assert_eq(calls, 1);
+
+    /* put replaces the tombstone of the same id */
+    res y;
+    res_user(&y, "u1", "alice2", 4);
+    y.r.version = 9;
+    res_body(&y, "{\"second\":true}");
+    OK(V->tombstone_put(C, t, &y.r, 6000, LC_FAR, &E));
+    rows_reset(&r);
+    OK(V->tombstone_get(C, t, SG_RT_USER, x.id, rows_fn, &r, &E));
+    cr_assert_eq(r.n, 1);
+    cr_assert_eq(r.version[0], 9);
+    cr_assert_str_eq(r.json[0], "{\"second\":true}");
+    cr_assert_str_eq(r.created[0], y.created);
+
+    OK(V->tombstone_remove(C, t, x.id, &E));
+    ST(SG_ENOTFOUND, V->tombstone_get(C, t, SG_RT_USER, x.id, rows_fn, &r, &E));
+    OK(V->tombstone_remove(C, t, x.id, &E)); /* idempotent */
+    OK(V->tombstone_remove(C, t, nm("never"), &E));
+}
+
+/* Deleting puts the last body aside; it never blocks a new user with the
+ * same userName; restoring takes it back. */
+CT(tombstone, delete_restore_cycle_and_names_stay_free)
+{
+    const char *t = mk_tenant("a");
+    res x;
+    res_user(&x, "u1", "alice", 1);
+    res_key(&x, "externalId", "ext-1", 1, 1);
+    OK(V->create(C, t, &x.r, &E));
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    OK(V->remove(C, t, SG_RT_USER, x.id, &E));
+    OK(V->tombstone_put(C, t, &x.r, 5000, LC_FAR, &E)); /* keys ignored */
+    OK(V->commit(C, &E));
+    ST(SG_ENOTFOUND, V->get(C, t, SG_RT_USER, x.id, NULL, NULL, &E));
+    OK(V->tombstone_get(C, t, SG_RT_USER, x.id, NULL, NULL, &E));
+    cr_assert_eq(count_by(t, SG_RT_USER, NULL), 0, "a tombstone is searchable");
+    /* A new user takes the userName and externalId. */
+    res n;
+    res_user(&n, "u2", "ALICE", 2);
+    res_key(&n, "externalId", "ext-1", 1, 1);
+    OK(V->create(C, t, &n.r, &E));
+    OK(V->remove(C, t, SG_RT_USER, n.r.id, &E));
+    /* Restore: the tombstone goes, the user comes back with its old id. */
+    rows r;
+    rows_reset(&r);
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    OK(V->tombstone_get(C, t, SG_RT_USER, x.id, rows_fn, &r, &E));
+    OK(V->tombstone_remove(C, t, x.id, &E));
+    OK(V->create(C, t, &x.r, &E));
+    OK(V->commit(C, &E));
+    OK(V->get(C, t, SG_RT_USER, x.id, NULL, NULL, &E));
+    ST(SG_ENOTFOUND, V->tombstone_get(C, t, SG_RT_USER, x.id, NULL, NULL, &E));
+    /* A rolled-back put leaves nothing. */
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    OK(V->tombstone_put(C, t, &n.r, 5000, LC_FAR, &E));
+    V->rollback(C);
+    ST(SG_ENOTFOUND, V->tombstone_get(C, t, SG_RT_USER, n.r.id, NULL, NULL, &E));
+}
+
+CT(tombstone, purge_removes_those_past_their_time_in_every_tenant)
+{
+    const char *a = mk_tenant("a"), *b = mk_tenant("b");
+    res x1, x2, x3, x4;
+    res_user(&x1, "u1", NULL, 1);
+    res_user(&x2, "u2", NULL, 2);
+    res_group(&x3, "g3", NULL, 3);
+    res_user(&x4, "u4", NULL, 4);
+    OK(V->tombstone_put(C, a, &x1.r, 10, LC0 - 1, &E));
+    OK(V->tombstone_put(C, a, &x2.r, 10, LC0, &E));
+    OK(V->tombstone_put(C, b, &x3.r, 10, LC0 - 500, &E));
+    OK(V->tombstone_put(C, a, &x4.r, 10, LC0 + 1, &E));
+    int64_t removed = -1;
+    OK(V->tombstone_purge(C, NULL, LC0, &removed, &E));
+    cr_assert(removed >= 3, "removed %lld", (long long)removed);
+    if (IS_SQLITE) cr_assert_eq(removed, 3);
+    ST(SG_ENOTFOUND, V->tombstone_get(C, a, SG_RT_USER, x1.id, NULL, NULL, &E));
+    ST(SG_ENOTFOUND, V->tombstone_get(C, a, SG_RT_USER, x2.id, NULL, NULL, &E));
+    ST(SG_ENOTFOUND, V->tombstone_get(C, b, SG_RT_GROUP, x3.id, NULL, NULL, &E));
+    OK(V->tombstone_get(C, a, SG_RT_USER, x4.id, NULL, NULL, &E));
+}
+
+CT(tombstone, purge_of_one_tenant_leaves_the_others)
+{
+    const char *a = mk_tenant("a"), *b = mk_tenant("b");
+    res x1, x2;
+    res_user(&x1, "u1", NULL, 1);
+    res_user(&x2, "u2", NULL, 2);
+    OK(V->tombstone_put(C, a, &x1.r, 10, LC0 - 1, &E));
+    OK(V->tombstone_put(C, b, &x2.r, 10, LC0 - 1, &E));
+    int64_t removed = -1;
+    OK(V->tombstone_purge(C, a, LC0, &removed, &E));
+    cr_assert_eq(removed, 1);
+    ST(SG_ENOTFOUND, V->tombstone_get(C, a, SG_RT_USER, x1.id, NULL, NULL, &E));
+    OK(V->tombstone_get(C, b, SG_RT_USER, x2.id, NULL, NULL, &E));
+}
+
+CT(tombstone, another_tenants_tombstones_miss)
+{
+    const char *a = mk_tenant("a"), *b = mk_tenant("b");
+    res x;
+    res_user(&x, "u1", "alice", 1);
+    OK(V->tombstone_put(C, a, &x.r, 10, LC_FAR, &E));
+    ST(SG_ENOTFOUND, V->tombstone_get(C, b, SG_RT_USER, x.id, NULL, NULL, &E));
+    OK(V->tombstone_remove(C, b, x.id, &E)); /* nothing of B's to remove */
+    OK(V->tombstone_get(C, a, SG_RT_USER, x.id, NULL, NULL, &E));
+    /* The same id in B is B's own tombstone. */
+    res y;
+    res_user(&y, "u1", "bob", 2);
+    res_body(&y, "{\"b\":1}");
+    OK(V->tombstone_put(C, b, &y.r, 10, LC_FAR, &E));
+    rows r;
+    rows_reset(&r);
+    OK(V->tombstone_get(C, a, SG_RT_USER, x.id, rows_fn, &r, &E));
+    cr_assert_str_eq(r.json[0], x.json, "B's put replaced A's tombstone");
+    ST(SG_ENOTFOUND, V->tombstone_put(C, nm("no-tenant"), &x.r, 10, LC_FAR, &E));
+    ST(SG_ENOTFOUND, V->tombstone_get(C, nm("no-tenant"), SG_RT_USER, x.id, NULL, NULL, &E));
+    ST(SG_ENOTFOUND, V->tombstone_remove(C, nm("no-tenant"), x.id, &E));
+}
+
+/* ---- the outbox ---- */
+
+typedef struct job_rec {
+    char id[128], tenant[128], user_id[128], address[128], status[32], key[128], to_sign[256];
+    char approved_by[128], last_error[128], lease_owner[128];
+    int64_t user_version, created, expires, approved, next_attempt, lease_until, updated;
+    int attempts;
+} job_rec;
+
+typedef struct jobs_seen {
+    int n, calls, stop_after;
+    int only_mine; /* record only this test's jobs */
+    job_rec j[32];
+} jobs_seen;
+
+#define NS(s) ((s) ? (s) : "(null)")
+
+static void job_copy(job_rec *r, const sg_job *j)
+{
+    snprintf(r->id, sizeof r->id, "%s", NS(j->id));
+    snprintf(r->tenant, sizeof r->tenant, "%s", NS(j->tenant));
+    snprintf(r->user_id, sizeof r->user_id, "%s", NS(j->user_id));
+    snprintf(r->address, sizeof r->address, "%s", NS(j->address));
+    snprintf(r->status, sizeof r->status, "%s", NS(j->status));
+    snprintf(r->key, sizeof r->key, "%s", NS(j->key));
+    snprintf(r->to_sign, sizeof r->to_sign, "%s", NS(j->to_sign));
+    snprintf(r->approved_by, sizeof r->approved_by, "%s", NS(j->approved_by));
+    snprintf(r->last_error, sizeof r->last_error, "%s", NS(j->last_error));
+    snprintf(r->lease_owner, sizeof r->lease_owner, "%s", NS(j->lease_owner));
+    r->user_version = j->user_version;
+    r->created = j->created_ms;
+    r->expires = j->expires_ms;
+    r->approved = j->approved_ms;
+    r->next_attempt = j->next_attempt_ms;
+    r->lease_until = j->lease_until_ms;
+    r->updated = j->updated_ms;
+    r->attempts = j->attempts;
+}
+
+static sg_status job_fn(void *ud, const sg_job *j)
+{
+    jobs_seen *s = ud;
+    s->calls++;
+    if ((!s->only_mine || is_mine(j->id)) && s->n < 32) job_copy(&s->j[s->n++], j);
+    return s->stop_after && s->calls >= s->stop_after ? SG_ETOOMANY : SG_OK;
+}
+
+/* A job of this test with the fields a fresh invitation has; `id` and the
+ * tenant are kept by the caller. */
+static sg_job job_of(const char *t, const char *id, const char *status, int64_t created)
+{
+    return (sg_job){
+        .id = id,
+        .tenant = t,
+        .user_id = nm("u1"),
+        .user_version = 1,
+        .address = "alice@example.com",
+        .status = status,
+        .key = id,
+        .to_sign = "scimgate-approval-v1\nT\nJ\nU\n1\nalice@example.com\n2030-01-01T00:00:00Z",
+        .created_ms = created,
+        .expires_ms = LC_FAR,
+        .next_attempt_ms = LC_FAR,
+        .updated_ms = created,
+    };
+}
+
+static void mk_job(const sg_job *j)
+{
+    OK(V->job_create(C, j, &E));
+}
+
+static job_rec get_job(const char *t, const char *id)
+{
+    jobs_seen s = {0};
+    OK(V->job_get(C, t, id, job_fn, &s, &E));
+    cr_assert_eq(s.n, 1, "job_get called back %d times", s.n);
+    return s.j[0];
+}
+
+static void expect_job(const job_rec *r, const sg_job *j)
+{
+    cr_assert_str_eq(r->id, j->id);
+    cr_assert_str_eq(r->tenant, j->tenant);
+    cr_assert_str_eq(r->user_id, j->user_id);
+    cr_assert_eq(r->user_version, j->user_version);
+    cr_assert_str_eq(r->address, j->address);
+    cr_assert_str_eq(r->status, j->status);
+    cr_assert_str_eq(r->key, j->key);
+    cr_assert_str_eq(r->to_sign, j->to_sign);
+    cr_assert_eq(r->created, j->created_ms);
+    cr_assert_eq(r->expires, j->expires_ms);
+    cr_assert_eq(r->approved, j->approved_ms);
+    cr_assert_str_eq(r->approved_by, NS(j->approved_by));
+    cr_assert_eq(r->next_attempt, j->next_attempt_ms);
+    cr_assert_eq(r->attempts, j->attempts);
+    cr_assert_str_eq(r->last_error, NS(j->last_error));
+    cr_assert_str_eq(r->lease_owner, NS(j->lease_owner));
+    cr_assert_eq(r->lease_until, j->lease_until_ms);
+    cr_assert_eq(r->updated, j->updated_ms);
+}
+
+CT(job, create_get_round_trip_and_duplicate_conflicts)
+{
+    const char *t = mk_tenant("a");
+    sg_job j = job_of(t, nm("j1"), "AwaitingApproval", NOW_2024);
+    j.user_version = 7;
+    j.expires_ms = NOW_2024 + 86400000;
+    mk_job(&j);
+    job_rec r = get_job(t, j.id);
+    expect_job(&r, &j);
+    sg_job full = job_of(t, nm("j2"), "Failed", NOW_2024 + 1);
+    full.approved_ms = NOW_2024 + 2;
+    full.approved_by = nm("d1");
+    full.next_attempt_ms = NOW_2024 + 3;
+    full.attempts = 5;
+    full.last_error = "550 mailbox unavailable";
+    full.lease_owner = "node-1/worker-2";
+    full.lease_until_ms = NOW_2024 + 4;
+    full.updated_ms = NOW_2024 + 5;
+    mk_job(&full);
+    r = get_job(t, full.id);
+    expect_job(&r, &full);
+    sg_job dup = job_of(t, nm("j1"), "Approved", NOW_2024 + 9);
+    ST(SG_ECONFLICT, V->job_create(C, &dup, &E));
+    r = get_job(t, j.id);
+    expect_job(&r, &j); /* untouched */
+    jobs_seen s = {0};
+    ST(SG_ENOTFOUND, V->job_get(C, t, nm("nope"), job_fn, &s, &E));
+    ST(SG_ENOTFOUND, V->job_get(C, nm("no-tenant"), j.id, job_fn, &s, &E));
+    sg_job orphan = job_of(nm("no-tenant"), nm("j3"), "AwaitingApproval", 1);
+    ST(SG_ENOTFOUND, V->job_create(C, &orphan, &E));
+    cr_assert_eq(s.calls, 0, "a miss called back");
+}
+
+CT(job, list_newest_first_with_status_and_user_filters)
+{
+    const char *t = mk_tenant("a"), *other = mk_tenant("b");
+    const char *u1 = nm("u1"), *u2 = nm("u2");
+    sg_job j1 = job_of(t, nm("j1"), "Delivered", NOW_2024 + 1);
+    sg_job j2 = job_of(t, nm("j2"), "AwaitingApproval", NOW_2024 + 2);
+    sg_job j3 = job_of(t, nm("j3"), "AwaitingApproval", NOW_2024 + 3);
+    sg_job j4 = job_of(t, nm("j4"), "Cancelled", NOW_2024 + 4);
+    sg_job jo = job_of(other, nm("jo"), "AwaitingApproval", NOW_2024 + 5);
+    j3.user_id = u2;
+    j4.user_id = u2;
+    mk_job(&j2);
+    mk_job(&j4);
+    mk_job(&j1);
+    mk_job(&jo);
+    mk_job(&j3);
+    jobs_seen s = {0};
+    OK(V->job_list(C, t, NULL, NULL, job_fn, &s, &E));
+    cr_assert_eq(s.n, 4, "%d jobs", s.n);
+    cr_assert_str_eq(s.j[0].id, j4.id);
+    cr_assert_str_eq(s.j[1].id, j3.id);
+    cr_assert_str_eq(s.j[2].id, j2.id);
+    cr_assert_str_eq(s.j[3].id, j1.id);
+    cr_assert_str_eq(s.j[0].tenant, t);
+    memset(&s, 0, sizeof s);
+    OK(V->job_list(C, t, "AwaitingApproval", NULL, job_fn, &s, &E));
+    cr_assert_eq(s.n, 2);
+    cr_assert_str_eq(s.j[0].id, j3.id);
+    cr_assert_str_eq(s.j[1].id, j2.id);
+    memset(&s, 0, sizeof s);
+    OK(V->job_list(C, t, NULL, u1, job_fn, &s, &E));
+    cr_assert_eq(s.n, 2);
+    cr_assert_str_eq(s.j[0].id, j2.id);
+    cr_assert_str_eq(s.j[1].id, j1.id);
+    memset(&s, 0, sizeof s);
+    OK(V->job_list(C, t, "AwaitingApproval", u2, job_fn, &s, &E));
+    cr_assert_eq(s.n, 1);
+    cr_assert_str_eq(s.j[0].id, j3.id);
+    memset(&s, 0, sizeof s);
+    OK(V->job_list(C, t, "Expired", NULL, job_fn, &s, &E));
+    cr_assert_eq(s.n, 0);
+    jobs_seen stop = {.stop_after = 2};
+    ST(SG_ETOOMANY, V->job_list(C, t, NULL, NULL, job_fn, &stop, &E));
+    cr_assert_eq(stop.calls, 2, "the callback's status did not stop the list");
+    memset(&s, 0, sizeof s);
+    OK(V->job_list(C, other, NULL, NULL, job_fn, &s, &E));
+    cr_assert(s.n == 1 && !strcmp(s.j[0].id, jo.id), "tenant B lists %d jobs", s.n);
+    memset(&s, 0, sizeof s);
+    OK(V->job_list(C, other, "AwaitingApproval", u1, job_fn, &s, &E));
+    cr_assert_eq(s.n, 1);
+    ST(SG_ENOTFOUND, V->job_list(C, nm("no-tenant"), NULL, NULL, job_fn, &s, &E));
+}
+
+CT(job, update_is_a_compare_and_set_on_updated_ms)
+{
+    const char *t = mk_tenant("a"), *other = mk_tenant("b");
+    sg_job j = job_of(t, nm("j1"), "AwaitingApproval", 1000);
+    j.lease_owner = "someone";
+    j.last_error = "first";
+    mk_job(&j);
+    sg_job n = j;
+    n.status = "Approved";
+    n.user_version = 2;
+    n.address = "alice@new.example.com";
+    n.approved_ms = 1500;
+    n.approved_by = nm("d1");
+    n.next_attempt_ms = 1600;
+    n.attempts = 1;
+    n.last_error = NULL;
+    n.lease_owner = NULL;
+    n.lease_until_ms = 0;
+    n.expires_ms = 99999;
+    n.updated_ms = 2000;
+    OK(V->job_update(C, &n, 1000, &E));
+    job_rec r = get_job(t, j.id);
+    expect_job(&r, &n);
+    /* A stale writer loses and changes nothing. */
+    sg_job stale = j;
+    stale.status = "Cancelled";
+    stale.updated_ms = 2001;
+    ST(SG_EPRECOND, V->job_update(C, &stale, 1000, &E));
+    r = get_job(t, j.id);
+    expect_job(&r, &n);
+    /* Another tenant, or an absent job: not found, nothing changed. */
+    sg_job cross = n;
+    cross.tenant = other;
+    cross.status = "Cancelled";
+    ST(SG_ENOTFOUND, V->job_update(C, &cross, 2000, &E));
+    cross.tenant = nm("no-tenant");
+    ST(SG_ENOTFOUND, V->job_update(C, &cross, 2000, &E));
+    sg_job absent = job_of(t, nm("nope"), "Approved", 1);
+    ST(SG_ENOTFOUND, V->job_update(C, &absent, 1, &E));
+    r = get_job(t, j.id);
+    expect_job(&r, &n);
+    jobs_seen s = {0};
+    ST(SG_ENOTFOUND, V->job_get(C, other, j.id, job_fn, &s, &E));
+    OK(V->job_list(C, other, NULL, NULL, job_fn, &s, &E));
+    cr_assert_eq(s.n, 0);
+    /* The next writer with the current stamp wins. */
+    sg_job next = n;
+    next.status = "Sending";
+    next.updated_ms = 3000;
+    OK(V->job_update(C, &next, 2000, &E));
+    cr_assert_str_eq(get_job(t, j.id).status, "Sending");
+}
+
+/* job_claim until it hands over one of this test's jobs or none is due. */
+static sg_status claim(sg_conn *c, const char *owner, int64_t now, int64_t lease, job_rec *out,
+                       sg_error *e)
+{
+    for (;;) {
+        jobs_seen s = {0};
+        sg_status st = V->job_claim(c, owner, now, lease, job_fn, &s, e);
+        if (st != SG_OK) return st;
+        cr_assert_eq(s.calls, 1, "job_claim called back %d times", s.calls);
+        if (is_mine(s.j[0].id)) {
+            *out = s.j[0];
+            return SG_OK;
+        }
+    }
+}
+
+static void expect_claim(const char *id, const char *tenant, int64_t now)
+{
+    job_rec r;
+    sg_error_clear(&E);
+    sg_status st = claim(C, "w1", now, 60000, &r, &E);
+    cr_assert_eq(st, SG_OK, "claim at %lld: %d (%s), want %s", (long long)now, (int)st, E.detail,
+                 id);
+    cr_assert_str_eq(r.id, id, "claimed %s, want %s", r.id, id);
+    cr_assert_str_eq(r.tenant, tenant);
+    cr_assert_str_eq(r.status, "Sending");
+    cr_assert_str_eq(r.lease_owner, "w1");
+    cr_assert_eq(r.lease_until, now + 60000);
+    cr_assert_eq(r.updated, now);
+    job_rec g = get_job(tenant, id); /* and it was stored */
+    cr_assert_str_eq(g.status, "Sending");
+    cr_assert_str_eq(g.lease_owner, "w1");
+    cr_assert_eq(g.lease_until, now + 60000);
+    cr_assert_eq(g.updated, now);
+    cr_assert_eq(g.attempts, r.attempts);
+    cr_assert_str_eq(g.key, r.key);
+}
+
+static void expect_no_claim(int64_t now)
+{
+    job_rec r;
+    sg_error_clear(&E);
+    sg_status st = claim(C, "w1", now, 60000, &r, &E);
+    cr_assert_eq(st, SG_ENOTFOUND, "claim at %lld: %d, got %s", (long long)now, (int)st,
+                 st == SG_OK ? r.id : "-");
+}
+
+CT(job, claim_takes_the_oldest_due_job_and_skips_the_others)
+{
+    const char *a = mk_tenant("a"), *b = mk_tenant("b");
+    const int64_t now = LC0 + 2000;
+    sg_job late_created = job_of(a, nm("a-late"), "Approved", 5);
+    late_created.next_attempt_ms = LC0 + 1000;
+    sg_job early_created = job_of(a, nm("b-early"), "Approved", 3);
+    early_created.next_attempt_ms = LC0 + 1000;
+    sg_job first_due = job_of(a, nm("c-first"), "Approved", 9);
+    first_due.next_attempt_ms = LC0 + 500;
+    first_due.attempts = 2;
+    sg_job not_due = job_of(a, nm("d-notdue"), "Approved", 1);
+    not_due.next_attempt_ms = LC0 + 5000;
+    sg_job awaiting = job_of(a, nm("e-awaiting"), "AwaitingApproval", 1);
+    awaiting.next_attempt_ms = 0;
+    sg_job sending = job_of(a, nm("f-sending"), "Sending", 1);
+    sending.next_attempt_ms = 0;
+    sending.lease_owner = "dead";
+    sending.lease_until_ms = 1; /* its worker died: the lease ran out */
+    sg_job leased = job_of(a, nm("g-leased"), "Approved", 1);
+    leased.next_attempt_ms = LC0 + 100;
+    leased.lease_owner = "other";
+    leased.lease_until_ms = LC0 + 3000;
+    sg_job lapsed = job_of(b, nm("h-lapsed"), "Approved", 1); /* another tenant */
+    lapsed.next_attempt_ms = LC0 + 200;
+    lapsed.lease_owner = "dead";
+    lapsed.lease_until_ms = LC0 + 1500;
+    const sg_job *all[] = {&late_created, &early_created, &first_due, &not_due,
+                           &awaiting,     &sending,       &leased,    &lapsed};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) mk_job(all[i]);
+
+    expect_claim(sending.id, a, now); /* next_attempt_ms 0 comes first */
+    expect_claim(lapsed.id, b, now);  /* an expired lease is free */
+    expect_claim(first_due.id, a, now);
+    cr_assert_eq(get_job(a, first_due.id).attempts, 2, "claim changed attempts");
+    expect_claim(early_created.id, a, now); /* same next_attempt_ms: created first */
+    expect_claim(late_created.id, a, now);
+    expect_no_claim(now);
+    expect_claim(leased.id, a, LC0 + 3000); /* its lease ends */
+    expect_no_claim(LC0 + 4999);
+    expect_claim(not_due.id, a, LC0 + 5000);
+    expect_no_claim(LC0 + 61999); /* the leases of the claims at `now` run to LC0 + 62000 */
+    expect_claim(sending.id, a, LC0 + 62000); /* a worker that never reported back */
+    cr_assert_str_eq(get_job(a, awaiting.id).status, "AwaitingApproval");
+}
+
+CT(job, claim_inside_a_transaction_follows_it)
+{
+    const char *t = mk_tenant("a");
+    sg_job j = job_of(t, nm("j1"), "Approved", 1);
+    j.next_attempt_ms = LC0;
+    mk_job(&j);
+    job_rec r;
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    OK(claim(C, "w1", LC0, 1000, &r, &E));
+    cr_assert_str_eq(r.id, j.id);
+    V->rollback(C);
+    job_rec g = get_job(t, j.id);
+    cr_assert_str_eq(g.status, "Approved", "a rolled-back claim stayed");
+    cr_assert_str_eq(g.lease_owner, "(null)");
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    OK(claim(C, "w2", LC0, 1000, &r, &E));
+    OK(V->commit(C, &E));
+    g = get_job(t, j.id);
+    cr_assert_str_eq(g.status, "Sending");
+    cr_assert_str_eq(g.lease_owner, "w2");
+    /* The worker's retry puts it back with a new attempt time and drops the
+     * lease: claimable again once due. */
+    sg_job retry = j;
+    retry.status = "Approved";
+    retry.attempts = 1;
+    retry.next_attempt_ms = LC0 + 5000;
+    retry.last_error = "timeout";
+    retry.updated_ms = LC0 + 10;
+    OK(V->job_update(C, &retry, LC0, &E));
+    ST(SG_ENOTFOUND, claim(C, "w3", LC0 + 4999, 1000, &r, &E));
+    OK(claim(C, "w3", LC0 + 5000, 1000, &r, &E));
+    cr_assert_str_eq(r.id, j.id);
+    cr_assert_eq(r.attempts, 1);
+    cr_assert_str_eq(r.last_error, "timeout");
+}
+
+/* Two workers, each with its own connection, claim in a loop. */
+enum { CLAIM_JOBS = 120 };
+
+typedef struct claimer {
+    const char *owner, *prefix;
+    int n, failures;
+    sg_status last;
+    char ids[CLAIM_JOBS][128];
+} claimer;
+
+static sg_status claimer_fn(void *ud, const sg_job *j)
+{
+    claimer *w = ud;
+    if (!strncmp(j->id, w->prefix, strlen(w->prefix)) && w->n < CLAIM_JOBS)
+        snprintf(w->ids[w->n++], sizeof w->ids[0], "%s", j->id);
+    return SG_OK;
+}
+
+/* Claim until nothing is due; retry a busy store. */
+static void claim_loop(sg_conn *c, claimer *w)
+{
+    int busy = 0;
+    for (;;) {
+        sg_error e;
+        sg_status s = V->job_claim(c, w->owner, LC0, 3600000, claimer_fn, w, &e);
+        if (s == SG_OK) continue;
+        if (s == SG_EUNAVAIL && ++busy < 200) continue;
+        if (s != SG_ENOTFOUND) {
+            w->failures++;
+            w->last = s;
+        }
+        return;
+    }
+}
+
+static void *claimer_main(void *arg)
+{
+    claimer *w = arg;
+    sg_conn *c;
+    sg_error e;
+    if ((w->last = V->connect(S, &c, &e)) != SG_OK) {
+        w->failures = 1;
+        return NULL;
+    }
+    claim_loop(c, w);
+    V->disconnect(c);
+    return NULL;
+}
+
+static void mk_claimable(const char *t, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char base[32];
+        snprintf(base, sizeof base, "cj%03d", i);
+        sg_job j = job_of(t, nm(base), "Approved", i);
+        j.next_attempt_ms = LC0 - 1000 + i % 5;
+        mk_job(&j);
+    }
+}
+
+/* Every job is claimed exactly once, by one of the claimers. */
+static void expect_each_once(const claimer *w, int nw, int n)
+{
+    int total = 0;
+    for (int i = 0; i < nw; i++) total += w[i].n;
+    cr_assert_eq(total, n, "%d claims for %d jobs", total, n);
+    for (int i = 0; i < n; i++) {
+        char base[32];
+        snprintf(base, sizeof base, "cj%03d", i);
+        const char *id = nm(base);
+        int seen = 0;
+        for (int k = 0; k < nw; k++)
+            for (int m = 0; m < w[k].n; m++) seen += !strcmp(w[k].ids[m], id);
+        cr_assert_eq(seen, 1, "job %s claimed %d times", id, seen);
+    }
+}
+
+CT(job, two_threads_claiming_never_share_a_job)
+{
+    const char *t = mk_tenant("a");
+    mk_claimable(t, CLAIM_JOBS);
+    static claimer w[2];
+    memset(w, 0, sizeof w);
+    w[0].owner = "node-a/1";
+    w[1].owner = "node-b/1";
+    w[0].prefix = w[1].prefix = mine();
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) cr_assert_eq(pthread_create(&th[i], NULL, claimer_main, &w[i]), 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(w[i].failures, 0, "claimer %d failed: %d", i, (int)w[i].last);
+    expect_each_once(w, 2, CLAIM_JOBS);
+    jobs_seen s = {0};
+    OK(V->job_list(C, t, "Approved", NULL, job_fn, &s, &E));
+    cr_assert_eq(s.n, 0, "%d jobs left Approved", s.n);
+}
+
+/* Two processes (two gateway nodes) on one store. */
+CT(job, two_processes_claiming_never_share_a_job)
+{
+    enum { N = 2 };
+    const char *t = mk_tenant("a");
+    mk_claimable(t, CLAIM_JOBS);
+    store_close(); /* never fork with a live connection */
+    int fds[N][2];
+    pid_t pids[N];
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(pipe(fds[i]), 0);
+        pids[i] = fork();
+        cr_assert(pids[i] >= 0);
+        if (pids[i] == 0) {
+            close(fds[i][0]);
+            opts o;
+            opts_load(&o, NULL, NULL);
+            sg_storage *st;
+            sg_conn *c;
+            sg_error e;
+            if (V->open(&H, DATA_DIR, o.kv, o.n, &st, &e) != SG_OK) _exit(3);
+            if (V->connect(st, &c, &e) != SG_OK) _exit(4);
+            static claimer w;
+            w.owner = i ? "node-b" : "node-a";
+            w.prefix = mine();
+            claim_loop(c, &w);
+            V->disconnect(c);
+            V->close(st);
+            opts_free(&o);
+            for (int k = 0; k < w.n; k++) {
+                char line[128];
+                int len = snprintf(line, sizeof line, "%s\n", w.ids[k]);
+                if (write(fds[i][1], line, (size_t)len) != len) _exit(5);
+            }
+            _exit(w.failures ? 6 : 0);
+        }
+        close(fds[i][1]);
+    }
+    static claimer w[N];
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < N; i++) {
+        FILE *f = fdopen(fds[i][0], "r");
+        cr_assert(f);
+        char line[128];
+        while (fgets(line, sizeof line, f) && w[i].n < CLAIM_JOBS) {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(w[i].ids[w[i].n++], sizeof w[i].ids[0], "%s", line);
+        }
+        fclose(f);
+        int status;
+        cr_assert_eq(waitpid(pids[i], &status, 0), pids[i]);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d failed: %d", i, status);
+    }
+    expect_each_once(w, N, CLAIM_JOBS);
+    store_reopen();
+}
+
+CT(job, expire_marks_only_overdue_awaiting_jobs_and_reports_them)
+{
+    const char *a = mk_tenant("a"), *b = mk_tenant("b");
+    const int64_t now = LC0 + 500;
+    sg_job p = job_of(a, nm("p"), "AwaitingApproval", 1);
+    p.expires_ms = LC0 + 100;
+    sg_job q = job_of(a, nm("q"), "AwaitingApproval", 2);
+    q.expires_ms = now; /* reached exactly */
+    sg_job r = job_of(a, nm("r"), "AwaitingApproval", 3);
+    r.expires_ms = now + 1;
+    sg_job s = job_of(a, nm("s"), "Approved", 4);
+    s.expires_ms = LC0 + 100;
+    sg_job x = job_of(b, nm("x"), "AwaitingApproval", 5);
+    x.expires_ms = LC0 + 50;
+    const sg_job *all[] = {&p, &q, &r, &s, &x};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) mk_job(all[i]);
+
+    jobs_seen seen = {.only_mine = 1};
+    OK(V->job_expire(C, now, job_fn, &seen, &E));
+    cr_assert_eq(seen.n, 3, "%d of this test's jobs reported", seen.n);
+    if (IS_SQLITE) cr_assert_eq(seen.calls, 3);
+    const sg_job *want[] = {&p, &q, &x};
+    for (int i = 0; i < 3; i++) {
+        int k = 0;
+        while (k < seen.n && strcmp(seen.j[k].id, want[i]->id)) k++;
+        cr_assert(k < seen.n, "%s not reported", want[i]->id);
+        cr_assert_str_eq(seen.j[k].status, "Expired");
+        cr_assert_str_eq(seen.j[k].tenant, want[i]->tenant);
+        cr_assert_eq(seen.j[k].updated, now);
+        cr_assert_eq(seen.j[k].expires, want[i]->expires_ms);
+        job_rec g = get_job(want[i]->tenant, want[i]->id);
+        cr_assert_str_eq(g.status, "Expired");
+        cr_assert_eq(g.updated, now);
+    }
+    cr_assert_str_eq(get_job(a, r.id).status, "AwaitingApproval");
+    cr_assert_eq(get_job(a, r.id).updated, r.updated_ms);
+    cr_assert_str_eq(get_job(a, s.id).status, "Approved");
+    memset(&seen, 0, sizeof seen);
+    seen.only_mine = 1;
+    OK(V->job_expire(C, now, job_fn, &seen, &E));
+    cr_assert_eq(seen.n, 0, "expired twice");
+    OK(V->job_expire(C, now + 1, job_fn, &seen, &E));
+    cr_assert(seen.n == 1 && !strcmp(seen.j[0].id, r.id));
+}
+
 /* ==== SQLite only: a file written by an older plugin is upgraded ==================== */
 /*
 ** Everything below pins down storage_sqlite's file format, not the contract:
@@ -2389,6 +3675,23 @@ CT(sqlite_migration, version_1_file_upgrades_and_its_tokens_still_authenticate)
     OK(new_admin(NULL, nm("root"), "h", 1, 0));
     ST(SG_ECONFLICT, new_admin(NULL, nm("root"), "h", 1, 0));
     OK(new_admin(mk_tenant("b"), "alice", "h", 1, 0));
+
+    /* And what migration 3 brought. */
+    OK(new_device(t, nm("d1"), "phone", 1, 1000));
+    OK(V->setting_set(C, t, "invite.auto", "true", &E));
+    cr_assert_eq(settings_of(t).n, 1);
+    int64_t seq = ev(t, "user.updated", nm("u1"), SG_EVENT_CHANGE, NOW_2024);
+    events_seen es = events_of(t, 0, NULL, SG_EVENT_CHANGE, 0);
+    cr_assert(es.n == 1 && es.seq[0] == seq);
+    res x;
+    res_user(&x, "u1", NULL, 1);
+    OK(V->tombstone_put(C, t, &x.r, 1, LC_FAR, &E));
+    sg_job j = job_of(t, nm("j1"), "Approved", 1);
+    j.next_attempt_ms = LC0;
+    mk_job(&j);
+    job_rec claimed;
+    OK(claim(C, "w1", LC0, 1000, &claimed, &E));
+    cr_assert_str_eq(claimed.id, j.id);
     store_close();
 
     /* The file is sound: tokens.tid now takes NULL, keys and indexes hold. */
@@ -2406,5 +3709,12 @@ CT(sqlite_migration, version_1_file_upgrades_and_its_tokens_still_authenticate)
     lite_exec(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'tokens_tenant'", first_column,
               v);
     cr_assert_str_eq(v, "1", "tokens_tenant was not recreated");
+    lite_exec(db, "PRAGMA user_version", first_column, v);
+    cr_assert_str_eq(v, "3");
+    lite_exec(db,
+              "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN"
+              " ('devices', 'settings', 'events', 'tombstones', 'jobs')",
+              first_column, v);
+    cr_assert_str_eq(v, "5", "a table of migration 3 is missing");
     LITE.close(db);
 }

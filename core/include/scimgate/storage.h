@@ -116,6 +116,83 @@ typedef struct sg_admin {
 
 typedef int (*sg_admin_fn)(void *ud, const sg_admin *a);
 
+/* ---- devices ----------------------------------------------------------- */
+
+/* An admin device: it approves invitations with an Ed25519 signature
+ * (DESIGN §5). Its API token is a token of kind SG_TOKEN_DEVICE whose
+ * subject is the device id. */
+typedef struct sg_device {
+    const char *id;
+    const char *tenant;
+    const char *name;
+    const unsigned char *public_key; /* 32 bytes (Ed25519)                     */
+    int64_t created_ms;
+    int64_t revoked_ms; /* 0: live                                             */
+} sg_device;
+
+typedef int (*sg_device_fn)(void *ud, const sg_device *d);
+
+/* ---- settings ---------------------------------------------------------- */
+
+/* Called once per setting. Return nonzero to stop. */
+typedef int (*sg_setting_fn)(void *ud, const char *key, const char *value);
+
+/* ---- events: the audit trail and the change feed ------------------------ */
+
+/* sg_event.flags */
+#define SG_EVENT_CHANGE 0x01u /* part of the change feed (DESIGN §2)        */
+
+typedef struct sg_event {
+    int64_t seq; /* output: the cursor; see event_append          */
+    int64_t time_ms;
+    const char *type;       /* "user.created", "audit.token_used", ...        */
+    const char *subject;    /* the user or group id, or NULL                  */
+    const char *actor;      /* "token:<id>", "admin:<login>", "device:<id>",
+                               "system"                                       */
+    const char *request_id; /* or NULL                                        */
+    const char *data;       /* small JSON object of details, or NULL: never a
+                               secret or a full payload                       */
+    uint32_t flags;
+} sg_event;
+
+typedef struct sg_event_query {
+    int64_t after_seq;        /* only events with seq > after_seq                  */
+    const char *subject;      /* only this subject, or NULL                        */
+    uint32_t flags;           /* only events with all these flags (0: every one)   */
+    int64_t limit;            /* at most this many, in seq order                   */
+    int64_t since_ms;         /* only events with time_ms >= since_ms (0: any)     */
+    const char *const *types; /* only these types (NULL-terminated), or NULL */
+} sg_event_query;
+
+typedef sg_status (*sg_event_fn)(void *ud, const sg_event *e);
+
+/* ---- the outbox --------------------------------------------------------- */
+
+/* An invitation job (DESIGN §5). Statuses are the strings "AwaitingApproval",
+ * "Approved", "Sending", "Delivered", "Failed", "Expired", "Cancelled". */
+typedef struct sg_job {
+    const char *id;
+    const char *tenant;
+    const char *user_id;
+    int64_t user_version; /* the user's meta.version the approval covers    */
+    const char *address;  /* where the invitation goes                      */
+    const char *status;
+    const char *key;     /* idempotency key, carried by every attempt      */
+    const char *to_sign; /* the exact text the device signs                */
+    int64_t created_ms;
+    int64_t expires_ms;      /* the approval must come before this             */
+    int64_t approved_ms;     /* 0 until approved                               */
+    const char *approved_by; /* device id, or NULL                          */
+    int64_t next_attempt_ms;
+    int attempts;
+    const char *last_error;  /* or NULL                                      */
+    const char *lease_owner; /* a node's worker holding the job, or NULL    */
+    int64_t lease_until_ms;
+    int64_t updated_ms;
+} sg_job;
+
+typedef sg_status (*sg_job_fn)(void *ud, const sg_job *j);
+
 /* ---- resources --------------------------------------------------------- */
 
 /* sg_key.flags */
@@ -270,6 +347,78 @@ typedef struct sg_storage_vtab {
     sg_status (*admin_create)(sg_conn *c, const sg_admin *a, sg_error *err);
     sg_status (*admin_get)(sg_conn *c, const char *tenant, const char *login, sg_admin_fn fn,
                            void *ud, sg_error *err);
+
+    /* Devices. device_get/device_list: the tenant's devices (revoked ones
+     * included); SG_ENOTFOUND. device_revoke sets revoked_ms. */
+    sg_status (*device_create)(sg_conn *c, const sg_device *d, sg_error *err);
+    sg_status (*device_get)(sg_conn *c, const char *tenant, const char *id, sg_device_fn fn,
+                            void *ud, sg_error *err);
+    sg_status (*device_list)(sg_conn *c, const char *tenant, sg_device_fn fn, void *ud,
+                             sg_error *err);
+    sg_status (*device_revoke)(sg_conn *c, const char *tenant, const char *id, int64_t when_ms,
+                               sg_error *err);
+
+    /* A tenant's settings: key = value text. setting_set with value NULL
+     * removes the key. settings_list: in key order. */
+    sg_status (*setting_set)(sg_conn *c, const char *tenant, const char *key, const char *value,
+                             sg_error *err);
+    sg_status (*settings_list)(sg_conn *c, const char *tenant, sg_setting_fn fn, void *ud,
+                               sg_error *err);
+
+    /* Events. event_append assigns e->seq (written back through *seq): a
+     * number that grows in commit order across the whole store, so a
+     * reader that has seen seq N never later meets a new event with a seq
+     * of N or less, on any node. event_list: the tenant's events matching
+     * the query, in seq order. event_purge: removes events with time_ms <
+     * before_ms in every tenant, except change-feed events with time_ms >=
+     * keep_changes_ms; *removed says how many. */
+    sg_status (*event_append)(sg_conn *c, const char *tenant, const sg_event *e, int64_t *seq,
+                              sg_error *err);
+    sg_status (*event_list)(sg_conn *c, const char *tenant, const sg_event_query *q, sg_event_fn fn,
+                            void *ud, sg_error *err);
+    sg_status (*event_purge)(sg_conn *c, int64_t before_ms, int64_t keep_changes_ms,
+                             int64_t *removed, sg_error *err);
+
+    /* Tombstones: a deleted resource's last body, kept for a grace period
+     * (DESIGN §5) outside the resources, so that it never blocks a new
+     * resource with the same userName. tombstone_put stores r (keys
+     * ignored); tombstone_get: SG_ENOTFOUND; tombstone_remove: idempotent;
+     * tombstone_purge removes those with purge_after_ms <= now_ms, of one
+     * tenant (NULL: of every tenant). */
+    sg_status (*tombstone_put)(sg_conn *c, const char *tenant, const sg_resource *r,
+                               int64_t deleted_ms, int64_t purge_after_ms, sg_error *err);
+    sg_status (*tombstone_get)(sg_conn *c, const char *tenant, sg_rtype type, const char *id,
+                               sg_row_fn fn, void *ud, sg_error *err);
+    sg_status (*tombstone_remove)(sg_conn *c, const char *tenant, const char *id, sg_error *err);
+    sg_status (*tombstone_purge)(sg_conn *c, const char *tenant, int64_t now_ms, int64_t *removed,
+                                 sg_error *err);
+
+    /* The outbox. job_create: SG_ECONFLICT on a duplicate id. job_get:
+     * SG_ENOTFOUND. job_update writes every field of j (the job named by
+     * j->id in j->tenant) if its stored updated_ms equals
+     * expected_updated_ms, else SG_EPRECOND (someone else changed it).
+     * job_list: the tenant's jobs, newest first, optionally only of one
+     * status and/or one user (NULL: any). job_claim: in any tenant, the
+     * due job with the smallest next_attempt_ms (then the oldest) is
+     * leased to `owner` until now_ms + lease_ms, set to "Sending", and
+     * passed to fn; SG_ENOTFOUND when none is due. Due: "Approved" with
+     * next_attempt_ms <= now_ms and no lease or lease_until_ms <= now_ms,
+     * or "Sending" with lease_until_ms <= now_ms (its worker died). Exactly
+     * one owner holds a job at a time, whatever the number of nodes; it
+     * needs no transaction around it. job_expire sets "Expired" on the
+     * jobs still "AwaitingApproval" with expires_ms <= now_ms, in every
+     * tenant, and passes each to fn. When fn fails, claim and expire
+     * change nothing. */
+    sg_status (*job_create)(sg_conn *c, const sg_job *j, sg_error *err);
+    sg_status (*job_get)(sg_conn *c, const char *tenant, const char *id, sg_job_fn fn, void *ud,
+                         sg_error *err);
+    sg_status (*job_update)(sg_conn *c, const sg_job *j, int64_t expected_updated_ms,
+                            sg_error *err);
+    sg_status (*job_list)(sg_conn *c, const char *tenant, const char *status, const char *user_id,
+                          sg_job_fn fn, void *ud, sg_error *err);
+    sg_status (*job_claim)(sg_conn *c, const char *owner, int64_t now_ms, int64_t lease_ms,
+                           sg_job_fn fn, void *ud, sg_error *err);
+    sg_status (*job_expire)(sg_conn *c, int64_t now_ms, sg_job_fn fn, void *ud, sg_error *err);
 
     /* ABI 1.x: append new methods BELOW this line only. */
 } sg_storage_vtab;
