@@ -1,22 +1,51 @@
 #include "admin.h"
 
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "buf.h"
 #include "crypto.h"
+#include "filter.h"
+#include "json.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "lua_host.h"
-#include "tenants.h"
+#include "outbox.h"
+#include "query.h"
+#include "schema.h"
 #include "touch.h"
 #include "util.h"
 
 typedef struct admin_principal {
+    int kind; /* SG_TOKEN_ADMIN or SG_TOKEN_DEVICE */
     bool operator;
-    char tenant[65]; /* "" for an operator */
-    char login[129];
+    char tenant[65];   /* "" for an operator */
+    char subject[129]; /* the admin's login or the device id */
     char token_id[65];
 } admin_principal;
+
+/* One admin request. */
+typedef struct actx {
+    sg_worker *w;
+    sg_request *req;
+    sg_response *res;
+    admin_principal p;
+    const sg_storage_vtab *st;
+    sg_conn *conn;
+    char tenant[65];
+    char actor[160];
+    sg_lc lc;
+    sg_error err;
+    bool in_txn;
+    json_t *body; /* the request's JSON object, or NULL */
+    const char *seg[6];
+    size_t segn[6];
+    int nseg;
+} actx;
+
+/* ---- responses ------------------------------------------------------------------ */
 
 static void admin_error(sg_response *res, int status, const char *detail)
 {
@@ -28,106 +57,1095 @@ static void admin_error(sg_response *res, int status, const char *detail)
     sg_buf_putc(&res->body, '}');
 }
 
-/* Check an admin token. false with the response set when refused. */
-static bool authenticate(sg_worker *w, const sg_request *req, sg_response *res, admin_principal *p)
+static bool fail(actx *c)
 {
+    if (c->in_txn) {
+        c->st->rollback(c->conn);
+        c->in_txn = false;
+    }
+    admin_error(c->res, sg_status_http(c->err.status), c->err.detail);
+    return false;
+}
+
+static bool refuse(actx *c, sg_status s, const char *detail)
+{
+    sg_error_set(&c->err, s, NULL, "%s", detail);
+    return fail(c);
+}
+
+/* Answer `status` with `j` (stolen). */
+static void reply(actx *c, int status, json_t *j)
+{
+    sg_buf_reset(&c->res->body);
+    if (!j || sg_json_dump(j, &c->res->body) != SG_OK) {
+        json_decref(j);
+        admin_error(c->res, 500, "out of memory");
+        return;
+    }
+    json_decref(j);
+    c->res->status = status;
+    c->res->content_type = SG_CT_JSON;
+}
+
+static void no_content(actx *c)
+{
+    c->res->status = 204;
+    c->res->content_type = NULL;
+}
+
+static json_t *time_or_null(int64_t ms)
+{
+    if (ms <= 0) return json_null();
+    char t[SG_TIME_MAX];
+    sg_format_time(ms, t);
+    return json_string(t);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+/* ---- transactions ----------------------------------------------------------------- */
+
+static bool begin(actx *c, sg_txn_mode mode)
+{
+    if (c->st->begin(c->conn, mode, &c->err) != SG_OK) return fail(c);
+    c->in_txn = true;
+    sg_lc_done(&c->lc);
+    return true;
+}
+
+static bool commit(actx *c)
+{
+    c->in_txn = false;
+    if (c->st->commit(c->conn, &c->err) != SG_OK) {
+        c->st->rollback(c->conn);
+        return fail(c);
+    }
+    return true;
+}
+
+/* A status from storage or the lifecycle: true on SG_OK, else the error
+ * answer (and a rollback). */
+static bool ok(actx *c, sg_status s)
+{
+    return s == SG_OK || fail(c);
+}
+
+/* ---- authentication --------------------------------------------------------------- */
+
+static void unauthorized(sg_response *res, const char *detail, bool invalid)
+{
+    admin_error(res, 401, detail);
+    sg_respond_header(res, "WWW-Authenticate",
+                      invalid ? "Bearer realm=\"scimgate-admin\", error=\"invalid_token\""
+                              : "Bearer realm=\"scimgate-admin\"");
+}
+
+/* Check an admin or device token. false with the response set when refused. */
+static bool authenticate(actx *c)
+{
+    admin_principal *p = &c->p;
     memset(p, 0, sizeof *p);
-    const char *h = req->header(req, "Authorization");
-    size_t pl = strlen(SG_ADMIN_TOKEN_PREFIX);
+    const char *h = c->req->header(c->req, "Authorization");
     if (h && !strncasecmp(h, "Bearer ", 7))
         h += 7;
     else
         h = NULL;
     while (h && *h == ' ') h++;
-    if (!h || strncmp(h, SG_ADMIN_TOKEN_PREFIX, pl)) {
-        admin_error(res, 401, "an admin token is required (Authorization: Bearer sga_...)");
-        sg_respond_header(res, "WWW-Authenticate", "Bearer realm=\"scimgate-admin\"");
+    int kind = -1;
+    if (h && !strncmp(h, SG_ADMIN_TOKEN_PREFIX, 4)) kind = SG_TOKEN_ADMIN;
+    if (h && !strncmp(h, SG_DEVICE_TOKEN_PREFIX, 4)) kind = SG_TOKEN_DEVICE;
+    if (kind < 0) {
+        unauthorized(c->res,
+                     "an admin token (Bearer sga_...) or device token (Bearer sgd_...) "
+                     "is required",
+                     false);
         return false;
     }
-    const char *id = h + pl, *dot = strchr(id, '.');
+    const char *id = h + 4, *dot = strchr(id, '.');
     size_t idlen = dot ? (size_t)(dot - id) : 0;
     sg_token_info info;
-    sg_error err;
-    sg_conn *conn;
     char idbuf[SG_TOKEN_ID_LEN + 1];
-    bool ok = idlen == SG_TOKEN_ID_LEN && dot[1];
-    if (ok) {
+    bool good = idlen == SG_TOKEN_ID_LEN && dot[1];
+    if (good) {
         memcpy(idbuf, id, idlen);
         idbuf[idlen] = '\0';
-        if (sg_worker_conn(w, &conn, &err) != SG_OK) {
-            admin_error(res, 503, "the store is unavailable");
-            return false;
-        }
-        sg_status s = w->srv->plugins->st->token_info(conn, idbuf, &info, &err);
+        sg_status s = c->st->token_info(c->conn, idbuf, &info, &c->err);
         if (s != SG_OK && s != SG_ENOTFOUND) {
-            admin_error(res, 503, "the store is unavailable");
+            admin_error(c->res, 503, "the store is unavailable");
             return false;
         }
-        ok = s == SG_OK && info.kind == SG_TOKEN_ADMIN;
+        good = s == SG_OK && info.kind == kind;
     }
-    if (ok) {
+    if (good) {
         unsigned char hash[SG_HASH_LEN];
         const char *secret = dot + 1;
         size_t n = strlen(secret);
         while (n && secret[n - 1] == ' ') n--;
         sg_crypto_hash(secret, n, hash);
-        ok = sg_crypto_equal(hash, info.hash, SG_HASH_LEN) && !info.revoked &&
-             (!info.expires_ms || info.expires_ms > sg_now_ms()) && !info.tenant_disabled;
+        good = sg_crypto_equal(hash, info.hash, SG_HASH_LEN) && !info.revoked &&
+               (!info.expires_ms || info.expires_ms > sg_now_ms()) && !info.tenant_disabled;
     }
-    if (!ok) {
-        admin_error(res, 401, "the admin token is not valid");
-        sg_respond_header(res, "WWW-Authenticate",
-                          "Bearer realm=\"scimgate-admin\", error=\"invalid_token\"");
+    if (!good) {
+        unauthorized(c->res, "the token is not valid", true);
         return false;
     }
-    p->operator= info.tenant[0] == '\0';
+    p->kind = kind;
+    p->operator= kind == SG_TOKEN_ADMIN && info.tenant[0] == '\0';
     snprintf(p->tenant, sizeof p->tenant, "%s", info.tenant);
-    snprintf(p->login, sizeof p->login, "%s", info.subject);
+    snprintf(p->subject, sizeof p->subject, "%s", info.subject);
     snprintf(p->token_id, sizeof p->token_id, "%s", idbuf);
-    sg_touch_note(p->token_id, req->peer);
+    snprintf(c->actor, sizeof c->actor, "%s:%s", kind == SG_TOKEN_DEVICE ? "device" : "admin",
+             p->subject);
+    sg_touch_note(p->token_id, c->req->peer);
     return true;
 }
 
-static bool operator_only(const admin_principal *p, sg_response *res)
+static bool admin_only(actx *c)
 {
-    if (p->operator) return true;
-    admin_error(res, 403, "only an operator may do this");
+    if (c->p.kind == SG_TOKEN_ADMIN) return true;
+    admin_error(c->res, 403, "a device may only list and approve invitations");
     return false;
 }
 
-static void scripts_status(sg_response *res, int status)
+static bool device_only(actx *c)
 {
-    res->status = status;
-    res->content_type = SG_CT_JSON;
-    sg_scripts_status(&res->body);
+    if (c->p.kind == SG_TOKEN_DEVICE) return true;
+    admin_error(c->res, 403, "approvals are signed by an enrolled admin device (its sgd_ token)");
+    return false;
+}
+
+/* ---- request parts ----------------------------------------------------------------- */
+
+static bool seg_is(const actx *c, int i, const char *s)
+{
+    return i < c->nseg && c->segn[i] == strlen(s) && !memcmp(c->seg[i], s, c->segn[i]);
+}
+
+/* Segment i as a string into out; false (404) when too long. */
+static bool seg_copy(actx *c, int i, char *out, size_t outlen)
+{
+    if (i >= c->nseg || c->segn[i] == 0 || c->segn[i] >= outlen) {
+        admin_error(c->res, 404, "no such object");
+        return false;
+    }
+    memcpy(out, c->seg[i], c->segn[i]);
+    out[c->segn[i]] = '\0';
+    return true;
+}
+
+static bool method(actx *c, const char *m)
+{
+    return !strcmp(c->req->method, m);
+}
+
+static void not_allowed(actx *c, const char *allow)
+{
+    admin_error(c->res, 405, "method not allowed here");
+    sg_respond_header(c->res, "Allow", allow);
+}
+
+/* The request body as a JSON object (required when `need`). */
+static bool read_body(actx *c, bool need)
+{
+    if (!c->req->body || c->req->body_len == 0) {
+        if (!need) return true;
+        admin_error(c->res, 400, "a JSON object body is required");
+        return false;
+    }
+    json_error_t je;
+    c->body = json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(c->body)) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "the body is not a JSON object%s%s", c->body ? "" : ": ",
+                 c->body ? "" : je.text);
+        admin_error(c->res, 400, detail);
+        return false;
+    }
+    return true;
+}
+
+/* Integer query parameter in [lo, hi], default def; false (400) when bad. */
+static bool int_param(actx *c, const char *name, int64_t def, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *v = sg_query_param(c->req->query, name);
+    *out = def;
+    bool good = !v || (sg_parse_i64(v, out) && *out >= lo && *out <= hi);
+    free(v);
+    if (!good) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "%s must be an integer from %lld to %lld", name,
+                 (long long)lo, (long long)hi);
+        admin_error(c->res, 400, detail);
+    }
+    return good;
+}
+
+/* ---- users ---------------------------------------------------------------------------- */
+
+static json_t *user_view(const sg_resource *r, const json_t *body)
+{
+    char address[SG_ADDRESS_MAX];
+    const char *reason = NULL;
+    bool detached = sg_lc_detached(body, &reason);
+    json_t *a = json_object_get(body, "active");
+    return json_pack(
+        "{sssosososososIsbso}", "id", r->id, "userName",
+        str_or_null(json_string_value(json_object_get(body, "userName"))), "displayName",
+        str_or_null(json_string_value(json_object_get(body, "displayName"))), "state",
+        json_string(sg_lc_state(body)), "active", json_boolean(!json_is_false(a)), "address",
+        sg_lc_address(body, address, sizeof address) ? json_string(address) : json_null(),
+        "version", (json_int_t)r->version, "detached", detached, "detachReason",
+        str_or_null(reason));
+}
+
+typedef struct user_rows {
+    json_t *list;
+    const sg_filter *residual; /* evaluate in memory (set by storage) */
+    const sg_search_out *so;
+    int64_t start, count, matched;
+} user_rows;
+
+static sg_status user_row(void *ud, const sg_resource *r)
+{
+    user_rows *u = ud;
+    json_t *body = json_loadb(r->json, r->json_len, 0, NULL);
+    if (!body) return SG_EINTERNAL;
+    bool match = true;
+    sg_status s = SG_OK;
+    if (u->so->residual) {
+        /* Storage could not compile the filter: match and page here. */
+        sg_eval_ctx ec = {.rt = sg_rt(SG_RT_USER), .doc = body, .row = r};
+        s = sg_filter_eval(u->so->residual, &ec, &match);
+        if (match) {
+            u->matched++;
+            match = u->matched >= u->start && u->matched < u->start + u->count;
+        }
+    }
+    if (s == SG_OK && match) json_array_append_new(u->list, user_view(r, body));
+    json_decref(body);
+    return s;
+}
+
+static const char *const states[] = {SG_STATE_STAGED, SG_STATE_PENDING, SG_STATE_INVITED,
+                                     SG_STATE_ACTIVE, SG_STATE_SUSPENDED};
+
+static void users_list(actx *c)
+{
+    int64_t start, count;
+    if (!int_param(c, "start", 1, 1, INT32_MAX, &start) ||
+        !int_param(c, "count", 100, 0, 1000, &count))
+        return;
+    char *state = sg_query_param(c->req->query, "state");
+    char ftext[160] = "";
+    if (state) {
+        bool known = false;
+        for (size_t i = 0; i < SG_ARRAY_LEN(states); i++) known |= !strcmp(state, states[i]);
+        if (known) snprintf(ftext, sizeof ftext, "%s:state eq \"%s\"", SG_LIFECYCLE_URN, state);
+        free(state);
+        if (!known) {
+            admin_error(c->res, 400,
+                        "state must be Staged, PendingApproval, Invited, Active or Suspended");
+            return;
+        }
+    }
+    const sg_rtdef *rt = sg_rt(SG_RT_USER);
+    sg_filter_tree *tree = NULL;
+    sg_resolved by;
+    sg_attr_ref sort;
+    sg_schema_resolve(rt, "userName", 8, &by);
+    sg_attr_ref_fill(&sort, by.attr, NULL);
+    if (ftext[0] &&
+        sg_filter_parse(rt, ftext, strlen(ftext), &c->w->srv->flim, &tree, &c->err) != SG_OK) {
+        fail(c);
+        return;
+    }
+    sg_query q = {.type = SG_RT_USER,
+                  .filter = tree ? sg_filter_root(tree) : NULL,
+                  .sort = &sort,
+                  .start_index = start,
+                  .count = count};
+    sg_search_out so = {0};
+    user_rows u = {.list = json_array(), .so = &so, .start = start, .count = count};
+    if (begin(c, SG_TXN_READ) &&
+        ok(c, c->st->search(c->conn, c->tenant, &q, user_row, &u, &so, &c->err)) && commit(c))
+        reply(c, 200,
+              json_pack("{sIso}", "total", (json_int_t)(so.residual ? u.matched : so.total),
+                        "users", json_incref(u.list)));
+    json_decref(u.list);
+    sg_filter_free(tree);
+}
+
+typedef struct one_user {
+    json_t *view, *body;
+} one_user;
+
+static sg_status one_user_cb(void *ud, const sg_resource *r)
+{
+    one_user *o = ud;
+    o->body = json_loadb(r->json, r->json_len, 0, NULL);
+    if (!o->body) return SG_EINTERNAL;
+    o->view = user_view(r, o->body);
+    return SG_OK;
+}
+
+static json_t *job_view(const sg_job *j)
+{
+    return json_pack("{sssssssIsssssososososisoso}", "id", j->id, "key", j->key, "user", j->user_id,
+                     "version", (json_int_t)j->user_version, "address", j->address, "status",
+                     j->status, "created", time_or_null(j->created_ms), "expires",
+                     time_or_null(j->expires_ms), "approved", time_or_null(j->approved_ms),
+                     "approvedBy", str_or_null(j->approved_by), "attempts", j->attempts,
+                     "nextAttempt",
+                     sg_lc_job_open(j) ? time_or_null(j->next_attempt_ms) : json_null(),
+                     "lastError", str_or_null(j->last_error));
+}
+
+static json_t *jobs_view(const sg_lc_jobs *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < l->n; i++) json_array_append_new(a, job_view(&l->j[i]));
+    return a;
+}
+
+/* Answer with one user and its invitations (inside a transaction, which
+ * this commits). */
+static void user_answer(actx *c, const char *id, int status)
+{
+    one_user o = {0};
+    sg_lc_jobs l = {0};
+    sg_status s = c->st->get(c->conn, c->tenant, SG_RT_USER, id, one_user_cb, &o, &c->err);
+    if (s == SG_OK && !o.view) s = sg_error_set(&c->err, SG_ENOTFOUND, NULL, "no user %s", id);
+    if (ok(c, s) && ok(c, sg_lc_job_list(&c->lc, NULL, id, &l)) && commit(c)) {
+        json_object_set(o.view, "body", o.body);
+        json_object_set_new(o.view, "invitations", jobs_view(&l));
+        reply(c, status, json_incref(o.view));
+    }
+    json_decref(o.view);
+    json_decref(o.body);
+    sg_lc_jobs_free(&l);
+}
+
+/* POST /users/{id}/{action} */
+static void user_action(actx *c, const char *id, const char *action)
+{
+    if (!method(c, "POST")) {
+        not_allowed(c, "POST");
+        return;
+    }
+    bool detach = !strcmp(action, "detach");
+    if (!read_body(c, detach) || !begin(c, SG_TXN_WRITE)) return;
+    sg_status s;
+    char job[37], address[SG_ADDRESS_MAX];
+    int64_t expires;
+    if (!strcmp(action, "activate"))
+        s = sg_lc_activate(&c->lc, id);
+    else if (!strcmp(action, "restore"))
+        s = sg_lc_restore(&c->lc, id);
+    else if (detach)
+        s = sg_lc_detach(&c->lc, id, json_string_value(json_object_get(c->body, "reason")));
+    else if (!strcmp(action, "attach"))
+        s = sg_lc_attach(&c->lc, id);
+    else if (!strcmp(action, "resend"))
+        s = sg_lc_invite(&c->lc, id, true, job, address, &expires);
+    else
+        s = sg_error_set(&c->err, SG_ENOTFOUND, NULL, "no such user action \"%s\"", action);
+    if (!ok(c, s)) return;
+    sg_log(SG_LOG_INFO, "admin", "%s: %s user %s", c->actor, action, id);
+    if (!strcmp(action, "resend")) {
+        if (commit(c)) {
+            sg_outbox_notify();
+            reply(c, 200, json_pack("{ss}", "job", job));
+        }
+        return;
+    }
+    user_answer(c, id, 200);
+}
+
+/* GET /users/{id}/timeline and GET /changes share the event view. */
+static json_t *event_view(const sg_event *e)
+{
+    char cursor[24];
+    snprintf(cursor, sizeof cursor, "%lld", (long long)e->seq);
+    json_t *data = e->data ? json_loads(e->data, 0, NULL) : NULL;
+    return json_pack("{sssosssosososo}", "cursor", cursor, "time", time_or_null(e->time_ms), "type",
+                     e->type, "subject", str_or_null(e->subject), "actor", str_or_null(e->actor),
+                     "requestId", str_or_null(e->request_id), "data", data ? data : json_object());
+}
+
+typedef struct event_rows {
+    json_t *list;
+    int64_t last;
+} event_rows;
+
+static sg_status event_row(void *ud, const sg_event *e)
+{
+    event_rows *r = ud;
+    r->last = e->seq;
+    return json_array_append_new(r->list, event_view(e)) ? SG_ENOMEM : SG_OK;
+}
+
+static void events(actx *c, const char *subject)
+{
+    int64_t limit, since = 0;
+    if (!int_param(c, "limit", subject ? 1000 : 100, 1, 1000, &limit)) return;
+    if (!subject) {
+        char *v = sg_query_param(c->req->query, "since");
+        bool good = !v || !*v || (sg_parse_i64(v, &since) && since >= 0);
+        free(v);
+        if (!good) {
+            admin_error(c->res, 400, "since must be a cursor this API returned");
+            return;
+        }
+    }
+    sg_event_query q = {.after_seq = since,
+                        .subject = subject,
+                        .flags = subject ? 0 : SG_EVENT_CHANGE,
+                        .limit = limit};
+    event_rows r = {json_array(), since};
+    if (begin(c, SG_TXN_READ) &&
+        ok(c, c->st->event_list(c->conn, c->tenant, &q, event_row, &r, &c->err)) && commit(c)) {
+        json_t *out = json_pack("{so}", "events", json_incref(r.list));
+        if (!subject) {
+            char cursor[24];
+            snprintf(cursor, sizeof cursor, "%lld", (long long)r.last);
+            json_object_set_new(out, "cursor", json_string(cursor));
+        }
+        reply(c, 200, out);
+    }
+    json_decref(r.list);
+}
+
+static void users(actx *c)
+{
+    char id[65];
+    if (c->nseg == 2) {
+        if (!method(c, "GET")) {
+            not_allowed(c, "GET");
+            return;
+        }
+        {
+            users_list(c);
+            return;
+        }
+    }
+    if (!seg_copy(c, 2, id, sizeof id)) return;
+    if (c->nseg == 3) {
+        if (!method(c, "GET")) {
+            not_allowed(c, "GET");
+            return;
+        }
+        if (begin(c, SG_TXN_READ)) user_answer(c, id, 200);
+        return;
+    }
+    char action[32];
+    if (c->nseg != 4 || !seg_copy(c, 3, action, sizeof action)) return;
+    if (!strcmp(action, "timeline")) {
+        if (!method(c, "GET")) {
+            not_allowed(c, "GET");
+            return;
+        }
+        {
+            events(c, id);
+            return;
+        }
+    }
+    user_action(c, id, action);
+}
+
+/* ---- invitations and jobs ------------------------------------------------------------- */
+
+#define INVITE_MAX 1000
+
+static void invitations(actx *c)
+{
+    if (!method(c, "POST")) {
+        not_allowed(c, "POST");
+        return;
+    }
+    if (!read_body(c, true)) return;
+    json_t *ids = json_object_get(c->body, "users");
+    if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > INVITE_MAX) {
+        admin_error(c->res, 400, "\"users\" must be an array of 1 to 1000 user ids");
+        return;
+    }
+    if (!begin(c, SG_TXN_WRITE)) return;
+    json_t *done = json_array(), *refused = json_array();
+    size_t i;
+    json_t *v;
+    sg_status s = SG_OK;
+    json_array_foreach(ids, i, v)
+    {
+        const char *id = json_string_value(v);
+        char job[37], address[SG_ADDRESS_MAX];
+        int64_t expires;
+        sg_status r = id ? sg_lc_invite(&c->lc, id, false, job, address, &expires)
+                         : sg_error_set(&c->err, SG_EINVALID, NULL, "not a user id");
+        if (r == SG_OK) {
+            json_array_append_new(done, json_pack("{ssssssso}", "user", id, "job", job, "address",
+                                                  address, "expires", time_or_null(expires)));
+        } else if (r == SG_ECONFLICT || r == SG_EINVALID || r == SG_ENOTFOUND) {
+            /* this user only; the others go ahead */
+            json_array_append_new(refused, json_pack("{sOss}", "user", v, "detail", c->err.detail));
+        } else {
+            s = r; /* the store failed: nothing is written */
+            break;
+        }
+    }
+    if (ok(c, s) && commit(c)) {
+        sg_log(SG_LOG_INFO, "admin", "%s invited %zu users (%zu refused)", c->actor,
+               json_array_size(done), json_array_size(refused));
+        if (json_array_size(done)) sg_outbox_notify();
+        reply(c, 200, json_pack("{sOsO}", "invitations", done, "refused", refused));
+    }
+    json_decref(done);
+    json_decref(refused);
+}
+
+static void jobs(actx *c)
+{
+    if (c->nseg == 2) {
+        if (!method(c, "GET")) {
+            not_allowed(c, "GET");
+            return;
+        }
+        char *status = sg_query_param(c->req->query, "status");
+        char *user = sg_query_param(c->req->query, "user");
+        sg_lc_jobs l = {0};
+        if (begin(c, SG_TXN_READ) && ok(c, sg_lc_job_list(&c->lc, status, user, &l)) && commit(c))
+            reply(c, 200, json_pack("{so}", "jobs", jobs_view(&l)));
+        sg_lc_jobs_free(&l);
+        free(status);
+        free(user);
+        return;
+    }
+    char id[65];
+    if (c->nseg != 4 || !seg_is(c, 3, "expire") || !seg_copy(c, 2, id, sizeof id)) {
+        admin_error(c->res, 404, "no such admin endpoint");
+        return;
+    }
+    if (!method(c, "POST")) {
+        not_allowed(c, "POST");
+        return;
+    }
+    sg_lc_jobs l = {0};
+    if (begin(c, SG_TXN_WRITE) && ok(c, sg_lc_job_get(&c->lc, id, &l)) &&
+        ok(c, sg_lc_job_end(&c->lc, &l.j[0], "Expired", "expired by an admin")) && commit(c))
+        reply(c, 200, json_pack("{ssss}", "job", id, "status", "Expired"));
+    sg_lc_jobs_free(&l);
+}
+
+/* ---- approvals ------------------------------------------------------------------------- */
+
+static atomic_int g_longpolls;
+
+typedef struct pending {
+    actx *c;
+    json_t *list;
+    int64_t now;
+} pending;
+
+static sg_status pending_row(void *ud, const sg_job *j)
+{
+    pending *p = ud;
+    if (j->expires_ms <= p->now) return SG_OK; /* about to be Expired */
+    char expires[SG_TIME_MAX];
+    sg_format_time(j->expires_ms, expires);
+    json_array_append_new(p->list,
+                          json_pack("{sssssssssssIss}", "job", j->id, "user", j->user_id, "address",
+                                    j->address, "expires", expires, "toSign", j->to_sign, "version",
+                                    (json_int_t)j->user_version, "status", j->status));
+    return SG_OK;
+}
+
+static bool list_pending(actx *c, json_t **out)
+{
+    pending p = {c, json_array(), sg_now_ms()};
+    *out = p.list;
+    return begin(c, SG_TXN_READ) &&
+           ok(c, c->st->job_list(c->conn, c->tenant, "AwaitingApproval", NULL, pending_row, &p,
+                                 &c->err)) &&
+           commit(c);
+}
+
+static void approvals_get(actx *c)
+{
+    int64_t wait;
+    if (!int_param(c, "wait", 0, 0, 60, &wait)) return;
+    int64_t deadline = sg_now_ms() + wait * 1000;
+    bool counted = false;
+    if (wait > 0) {
+        /* Long-polls hold a worker thread: at most limits.longpoll at once,
+         * the others are answered at once. */
+        int n = atomic_fetch_add(&g_longpolls, 1);
+        counted = true;
+        if (n >= c->w->srv->cfg->limits.longpoll) deadline = 0;
+    }
+    json_t *list = NULL;
+    for (;;) {
+        uint64_t gen = sg_outbox_generation();
+        if (!list_pending(c, &list)) break;
+        int64_t left = deadline - sg_now_ms();
+        if (json_array_size(list) || left <= 0) {
+            reply(c, 200, json_pack("{sO}", "approvals", list));
+            break;
+        }
+        json_decref(list);
+        list = NULL;
+        /* Woken by an invitation made on this node; another node's shows up
+         * at the next look. */
+        sg_outbox_wait(gen, left < 1000 ? left : 1000);
+    }
+    json_decref(list);
+    if (counted) atomic_fetch_sub(&g_longpolls, 1);
+}
+
+typedef struct device_key {
+    bool found, revoked;
+    unsigned char key[SG_ED25519_KEY_LEN];
+} device_key;
+
+static int device_key_cb(void *ud, const sg_device *d)
+{
+    device_key *k = ud;
+    k->found = true;
+    k->revoked = d->revoked_ms != 0;
+    memcpy(k->key, d->public_key, SG_ED25519_KEY_LEN);
+    return 0;
+}
+
+/* Approve one job with the device's signature; a refusal is its detail. */
+static sg_status approve_one(actx *c, const device_key *dk, const json_t *item, json_t *approved,
+                             json_t *refused)
+{
+    const char *id = json_string_value(json_object_get(item, "job"));
+    const char *sig_text = json_string_value(json_object_get(item, "signature"));
+    unsigned char sig[SG_ED25519_SIG_LEN + 4];
+    size_t siglen = 0;
+    const char *why = NULL;
+    sg_lc_jobs l = {0};
+    sg_status s = SG_OK;
+    if (!id || !sig_text) {
+        why = "each approval needs \"job\" and \"signature\"";
+    } else if (!sg_unbase64(sig_text, sig, sizeof sig, &siglen) || siglen != SG_ED25519_SIG_LEN) {
+        why = "the signature is not 64 bytes of base64";
+    } else if ((s = sg_lc_job_get(&c->lc, id, &l)) == SG_ENOTFOUND) {
+        why = "no such invitation";
+        s = SG_OK;
+    } else if (s == SG_OK) {
+        sg_job j = l.j[0];
+        int64_t now = sg_now_ms();
+        if (strcmp(j.status, "AwaitingApproval"))
+            why = "the invitation is not awaiting approval";
+        else if (j.expires_ms <= now)
+            why = "the approval request has expired";
+        else if (!sg_ed25519_verify(dk->key, j.to_sign, strlen(j.to_sign), sig))
+            why = "the signature does not verify with this device's key over the job's toSign";
+        else {
+            int64_t expected = j.updated_ms;
+            j.status = "Approved";
+            j.approved_ms = now;
+            j.approved_by = c->p.subject;
+            j.next_attempt_ms = now;
+            j.updated_ms = now > expected ? now : expected + 1;
+            s = c->st->job_update(c->conn, &j, expected, &c->err);
+            if (s == SG_EPRECOND) {
+                why = "the invitation changed meanwhile; list the approvals again";
+                s = SG_OK;
+            } else if (s == SG_OK) {
+                json_t *data = json_pack("{ss}", "job", j.id);
+                s = sg_event_add(c->st, c->conn, c->tenant, &c->lc.actor, "invitation.approved",
+                                 j.user_id, data, &c->err);
+                json_decref(data);
+                if (s == SG_OK) json_array_append_new(approved, json_string(j.id));
+            }
+        }
+    }
+    if (why && s == SG_OK)
+        json_array_append_new(refused, json_pack("{ss?ss}", "job", id, "detail", why));
+    sg_lc_jobs_free(&l);
+    return s;
+}
+
+static void approvals_post(actx *c)
+{
+    if (!device_only(c) || !read_body(c, true)) return;
+    json_t *items = json_object_get(c->body, "approvals");
+    if (!json_is_array(items) || json_array_size(items) == 0 ||
+        json_array_size(items) > INVITE_MAX) {
+        admin_error(c->res, 400, "\"approvals\" must be an array of 1 to 1000 {job, signature}");
+        return;
+    }
+    if (!begin(c, SG_TXN_WRITE)) return;
+    device_key dk = {0};
+    sg_status s = c->st->device_get(c->conn, c->tenant, c->p.subject, device_key_cb, &dk, &c->err);
+    if (s == SG_ENOTFOUND || (s == SG_OK && (!dk.found || dk.revoked))) {
+        refuse(c, SG_EDENIED, "this device is not enrolled (or was revoked)");
+        return;
+    }
+    if (!ok(c, s)) return;
+    json_t *approved = json_array(), *refused = json_array();
+    size_t i;
+    json_t *item;
+    json_array_foreach(items, i, item)
+    {
+        if ((s = approve_one(c, &dk, item, approved, refused)) != SG_OK) break;
+    }
+    if (ok(c, s) && commit(c)) {
+        sg_log(SG_LOG_INFO, "admin", "%s approved %zu invitations (%zu refused)", c->actor,
+               json_array_size(approved), json_array_size(refused));
+        if (json_array_size(approved)) sg_outbox_notify();
+        reply(c, 200, json_pack("{sOsO}", "approved", approved, "refused", refused));
+    }
+    json_decref(approved);
+    json_decref(refused);
+}
+
+/* ---- devices and tokens ----------------------------------------------------------------- */
+
+static int device_row(void *ud, const sg_device *d)
+{
+    json_array_append_new(ud, json_pack("{sssssoso}", "id", d->id, "name", d->name, "created",
+                                        time_or_null(d->created_ms), "revoked",
+                                        time_or_null(d->revoked_ms)));
+    return 0;
+}
+
+static void devices(actx *c)
+{
+    const sg_plugins *pl = c->w->srv->plugins;
+    if (c->nseg == 3) {
+        char id[65];
+        if (!seg_copy(c, 2, id, sizeof id)) return;
+        if (!method(c, "DELETE")) {
+            not_allowed(c, "DELETE");
+            return;
+        }
+        if (!ok(c, sg_device_revoke(pl, c->conn, c->tenant, id, &c->err))) return;
+        sg_log(SG_LOG_INFO, "admin", "%s revoked device %s", c->actor, id);
+        {
+            no_content(c);
+            return;
+        }
+    }
+    if (method(c, "GET")) {
+        json_t *list = json_array();
+        if (begin(c, SG_TXN_READ) &&
+            ok(c, c->st->device_list(c->conn, c->tenant, device_row, list, &c->err)) && commit(c))
+            reply(c, 200, json_pack("{sO}", "devices", list));
+        json_decref(list);
+        return;
+    }
+    if (!method(c, "POST")) {
+        not_allowed(c, "GET, POST");
+        return;
+    }
+    if (!read_body(c, true)) return;
+    const char *name = json_string_value(json_object_get(c->body, "name"));
+    const char *key = json_string_value(json_object_get(c->body, "publicKey"));
+    unsigned char pub[SG_ED25519_KEY_LEN + 4];
+    size_t n = 0;
+    if (!name || !key || !sg_unbase64(key, pub, sizeof pub, &n) || n != SG_ED25519_KEY_LEN) {
+        admin_error(c->res, 400,
+                    "a device needs \"name\" and \"publicKey\" (its 32-byte Ed25519 public key, "
+                    "base64)");
+        return;
+    }
+    char id[37], token[SG_TOKEN_MAX];
+    if (!ok(c, sg_device_enroll(pl, c->conn, c->tenant, name, pub, id, token, &c->err))) return;
+    sg_log(SG_LOG_INFO, "admin", "%s enrolled device %s", c->actor, id);
+    reply(c, 201, json_pack("{ssss}", "id", id, "token", token));
+    explicit_bzero(token, sizeof token);
+}
+
+static int token_row(void *ud, const sg_token *t)
+{
+    if (t->kind != SG_TOKEN_SCIM) return 0;
+    json_array_append_new(
+        ud,
+        json_pack("{sssososososo}", "id", t->id, "created", time_or_null(t->created_ms), "expires",
+                  time_or_null(t->expires_ms), "revoked", time_or_null(t->revoked_ms), "lastUsed",
+                  time_or_null(t->last_used_ms), "lastAddress", str_or_null(t->last_addr)));
+    return 0;
+}
+
+static void tokens(actx *c)
+{
+    const sg_plugins *pl = c->w->srv->plugins;
+    if (c->nseg == 3) {
+        char id[65];
+        if (!seg_copy(c, 2, id, sizeof id)) return;
+        if (!method(c, "DELETE")) {
+            not_allowed(c, "DELETE");
+            return;
+        }
+        sg_token_info info;
+        sg_status s = c->st->token_info(c->conn, id, &info, &c->err);
+        if (s == SG_OK && (info.kind != SG_TOKEN_SCIM || strcmp(info.tenant, c->tenant)))
+            s = SG_ENOTFOUND;
+        if (s == SG_OK) s = sg_token_revoke(pl, c->conn, c->tenant, id, &c->err);
+        if (s == SG_ENOTFOUND)
+            sg_error_set(&c->err, s, NULL, "the tenant has no SCIM token %s", id);
+        if (!ok(c, s)) return;
+        sg_log(SG_LOG_INFO, "admin", "%s revoked token %s", c->actor, id);
+        {
+            no_content(c);
+            return;
+        }
+    }
+    if (method(c, "GET")) {
+        json_t *list = json_array();
+        if (begin(c, SG_TXN_READ) &&
+            ok(c, c->st->token_list(c->conn, c->tenant, token_row, list, &c->err)) && commit(c))
+            reply(c, 200, json_pack("{sO}", "tokens", list));
+        json_decref(list);
+        return;
+    }
+    if (!method(c, "POST")) {
+        not_allowed(c, "GET, POST");
+        return;
+    }
+    if (!read_body(c, false)) return;
+    const char *overlap = json_string_value(json_object_get(c->body, "expiresOldIn"));
+    int64_t expires_old = -1;
+    if (overlap && !sg_parse_duration_ms(overlap, &expires_old)) {
+        admin_error(c->res, 400, "expiresOldIn is a duration such as 90s, 15m, 12h, 7d");
+        return;
+    }
+    char token[SG_TOKEN_MAX], id[SG_TOKEN_ID_LEN + 1];
+    if (!ok(c, sg_token_generate(pl, c->conn, c->tenant, expires_old, token, id, &c->err))) return;
+    sg_log(SG_LOG_INFO, "admin", "%s generated SCIM token %s", c->actor, id);
+    reply(c, 201, json_pack("{ssss}", "id", id, "token", token));
+    explicit_bzero(token, sizeof token);
+}
+
+/* ---- settings and alerts --------------------------------------------------------------- */
+
+static bool setting_key_ok(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > 64) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(k[i] == '_' || k[i] == '.' || (k[i] >= 'a' && k[i] <= 'z') ||
+              (k[i] >= '0' && k[i] <= '9')))
+            return false;
+    return true;
+}
+
+static void settings(actx *c)
+{
+    if (method(c, "PATCH")) {
+        if (!read_body(c, true) || !begin(c, SG_TXN_WRITE)) return;
+        const char *k;
+        json_t *v;
+        json_object_foreach(c->body, k, v)
+        {
+            if (!setting_key_ok(k) || !(json_is_string(v) || json_is_null(v)) ||
+                (json_is_string(v) && json_string_length(v) > 4096)) {
+                char detail[200];
+                snprintf(detail, sizeof detail,
+                         "setting \"%.64s\": keys are 1 to 64 of a-z 0-9 _ . and values strings "
+                         "(at most 4096 bytes) or null",
+                         k);
+                refuse(c, SG_EINVALID, detail);
+                return;
+            }
+            if (!ok(c, c->st->setting_set(c->conn, c->tenant, k, json_string_value(v), &c->err)))
+                return;
+        }
+        json_t *data = json_pack("{so}", "keys", json_object());
+        json_object_foreach(c->body, k, v)
+            json_object_set_new(json_object_get(data, "keys"), k, json_boolean(!json_is_null(v)));
+        sg_status s = sg_event_add(c->st, c->conn, c->tenant, &c->lc.actor, "settings.changed",
+                                   NULL, data, &c->err);
+        json_decref(data);
+        if (!ok(c, s) || !commit(c)) return;
+    } else if (!method(c, "GET")) {
+        {
+            not_allowed(c, "GET, PATCH");
+            return;
+        }
+    }
+    if (begin(c, SG_TXN_READ)) {
+        json_t *all = json_deep_copy(sg_lc_settings(&c->lc));
+        if (commit(c)) reply(c, 200, json_pack("{so}", "settings", all));
+    }
+}
+
+static void alerts(actx *c)
+{
+    if (c->nseg == 3) {
+        if (!seg_is(c, 2, "deletion_spike")) {
+            admin_error(c->res, 404, "no such alert");
+            return;
+        }
+        if (!method(c, "DELETE")) {
+            not_allowed(c, "DELETE");
+            return;
+        }
+        if (begin(c, SG_TXN_WRITE) &&
+            ok(c, c->st->setting_set(c->conn, c->tenant, "purge_paused", NULL, &c->err)) &&
+            ok(c, sg_event_add(c->st, c->conn, c->tenant, &c->lc.actor, "alert.cleared", NULL, NULL,
+                               &c->err)) &&
+            commit(c))
+            no_content(c);
+        return;
+    }
+    if (!method(c, "GET")) {
+        not_allowed(c, "GET");
+        return;
+    }
+    if (!begin(c, SG_TXN_READ)) return;
+    const char *paused = json_string_value(json_object_get(sg_lc_settings(&c->lc), "purge_paused"));
+    json_t *list = json_array();
+    if (paused)
+        json_array_append_new(list,
+                              json_pack("{ssss}", "type", "deletion_spike", "detail", paused));
+    if (commit(c))
+        reply(c, 200, json_pack("{so}", "alerts", list));
+    else
+        json_decref(list);
+}
+
+/* ---- dispatch -------------------------------------------------------------------------- */
+
+static void scripts(actx *c, bool reload)
+{
+    if (!c->p.operator) {
+        admin_error(c->res, 403, "only an operator may do this");
+        return;
+    }
+    if (!method(c, reload ? "POST" : "GET")) {
+        not_allowed(c, reload ? "POST" : "GET");
+        return;
+    }
+    if (reload) {
+        uint64_t gen = sg_scripts_reload();
+        sg_log(SG_LOG_INFO, "admin", "%s reloaded the scripts: generation %llu", c->actor,
+               (unsigned long long)gen);
+    }
+    c->res->status = 200;
+    c->res->content_type = SG_CT_JSON;
+    sg_scripts_status(&c->res->body);
+}
+
+static void split(actx *c, const char *rest)
+{
+    c->nseg = 0;
+    for (const char *p = rest; *p;) {
+        while (*p == '/') p++;
+        if (!*p) break;
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (c->nseg == (int)SG_ARRAY_LEN(c->seg)) {
+            c->nseg++; /* too deep: no endpoint */
+            break;
+        }
+        c->seg[c->nseg] = p;
+        c->segn[c->nseg++] = n;
+        p += n;
+    }
+}
+
+/* The tenant the path names, which the principal must be allowed on. */
+static bool tenant_allowed(actx *c)
+{
+    char named[65];
+    if (!seg_copy(c, 0, named, sizeof named)) return false;
+    sg_status s = sg_tenant_resolve(c->w->srv->plugins, c->conn, named, c->tenant, &c->err);
+    if (s == SG_ENOTFOUND || (s == SG_OK && !c->p.operator&& strcmp(c->tenant, c->p.tenant))) {
+        /* the same answer for another tenant's and a missing one */
+        admin_error(c->res, 403, "this credential may not act on that tenant");
+        return false;
+    }
+    return ok(c, s);
+}
+
+static void tenant_endpoint(actx *c)
+{
+    if (!tenant_allowed(c)) return;
+    c->lc = (sg_lc){.st = c->st,
+                    .conn = c->conn,
+                    .tenant = c->tenant,
+                    .actor = {c->actor, c->req->request_id},
+                    .err = &c->err};
+    if (seg_is(c, 1, "approvals") && c->nseg == 2) {
+        if (method(c, "GET")) {
+            approvals_get(c);
+            return;
+        }
+        if (method(c, "POST")) {
+            approvals_post(c);
+            return;
+        }
+        {
+            not_allowed(c, "GET, POST");
+            return;
+        }
+    }
+    if (!admin_only(c)) return;
+    if (seg_is(c, 1, "users") && c->nseg <= 4) {
+        users(c);
+        return;
+    }
+    if (seg_is(c, 1, "invitations") && c->nseg == 2) {
+        invitations(c);
+        return;
+    }
+    if (seg_is(c, 1, "jobs") && c->nseg <= 4) {
+        jobs(c);
+        return;
+    }
+    if (seg_is(c, 1, "changes") && c->nseg == 2) {
+        if (!method(c, "GET")) {
+            not_allowed(c, "GET");
+            return;
+        }
+        {
+            events(c, NULL);
+            return;
+        }
+    }
+    if (seg_is(c, 1, "settings") && c->nseg == 2) {
+        settings(c);
+        return;
+    }
+    if (seg_is(c, 1, "alerts") && c->nseg <= 3) {
+        alerts(c);
+        return;
+    }
+    if (seg_is(c, 1, "devices") && c->nseg <= 3) {
+        devices(c);
+        return;
+    }
+    if (seg_is(c, 1, "tokens") && c->nseg <= 3) {
+        tokens(c);
+        return;
+    }
+    admin_error(c->res, 404, "no such admin endpoint");
 }
 
 void sg_admin_handle(sg_worker *w, sg_request *req, sg_response *res)
 {
-    admin_principal p;
-    if (!authenticate(w, req, res, &p)) return;
-    const char *rest = req->route.rest;
-    const char *m = req->method;
-    if (!strcmp(rest, "/scripts")) {
-        if (strcmp(m, "GET")) {
-            admin_error(res, 405, "GET only");
-            sg_respond_header(res, "Allow", "GET");
-        } else if (operator_only(&p, res)) {
-            scripts_status(res, 200);
-        }
+    actx c = {.w = w, .req = req, .res = res, .st = w->srv->plugins->st};
+    sg_error_clear(&c.err);
+    if (sg_worker_conn(w, &c.conn, &c.err) != SG_OK) {
+        admin_error(res, 503, "the store is unavailable");
         return;
     }
-    if (!strcmp(rest, "/scripts/reload")) {
-        if (strcmp(m, "POST")) {
-            admin_error(res, 405, "POST only");
-            sg_respond_header(res, "Allow", "POST");
-        } else if (operator_only(&p, res)) {
-            uint64_t gen = sg_scripts_reload();
-            sg_log(SG_LOG_INFO, "admin", "%s reloaded the scripts: generation %llu", p.login,
-                   (unsigned long long)gen);
-            scripts_status(res, 200);
-        }
-        return;
-    }
-    admin_error(res, 404, "no such admin endpoint");
+    if (!authenticate(&c)) return;
+    split(&c, req->route.rest);
+    if (c.nseg == 1 && seg_is(&c, 0, "scripts"))
+        scripts(&c, false);
+    else if (c.nseg == 2 && seg_is(&c, 0, "scripts") && seg_is(&c, 1, "reload"))
+        scripts(&c, true);
+    else if (c.nseg >= 2)
+        tenant_endpoint(&c);
+    else
+        admin_error(res, 404, "no such admin endpoint");
+    if (c.in_txn) c.st->rollback(c.conn);
+    sg_lc_done(&c.lc);
+    json_decref(c.body);
 }

@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "cli_api.h"
 #include "config.h"
 #include "crypto.h"
 #include "fold.h"
@@ -22,6 +23,7 @@
 #include "schema.h"
 #include "scim.h"
 #include "tenants.h"
+#include "outbox.h"
 #include "touch.h"
 #include "util.h"
 
@@ -39,12 +41,30 @@ static const char usage[] =
     "  token revoke TENANT TOKEN_ID            revoke a token at once\n"
     "  admin create TENANT LOGIN | --operator LOGIN\n"
     "                                          an admin: {\"login\", \"password\", \"token\"}\n"
-    "  scripts status | reload [--url URL] [--admin-token TOKEN]\n"
-    "                                          a running gateway's hook scripts (operator)\n"
     "  test FILE.lua...                        run integration test scripts\n"
     "  version                                 print the version\n"
     "\n"
-    "TENANT is a tenant id or a tenant's unique name. DURATION is like 90s, 15m, 12h, 7d.\n"
+    "api commands: a running gateway's admin API, with [--url URL] (default\n"
+    "http://<admin_listen>) and [--admin-token TOKEN] (or SCIMGATE_ADMIN_TOKEN):\n"
+    "  users TENANT [--state S]                a table of users\n"
+    "  timeline TENANT USER                    a user's events, one JSON per line\n"
+    "  settings TENANT [KEY=VALUE ...]         show or change settings (KEY= removes)\n"
+    "  invite TENANT USER...                   invite Staged users; prints the job ids\n"
+    "  invite resend TENANT USER | invite expire TENANT JOB\n"
+    "                                          a new invitation / end an open one\n"
+    "  approvals TENANT                        invitations awaiting approval, one JSON per line\n"
+    "  user activate|restore|attach TENANT USER | user detach TENANT USER --reason R\n"
+    "                                          change a user's state; prints the new state\n"
+    "  changes TENANT [--since CURSOR]         change events, one JSON per line, then the cursor\n"
+    "  device enroll TENANT NAME --key FILE    enrol an admin device; its key goes to FILE\n"
+    "  device approve TENANT --key FILE (--all | JOB...)\n"
+    "                                          approve invitations with the device key\n"
+    "  device list TENANT | device revoke TENANT ID\n"
+    "                                          a tenant's admin devices / revoke one\n"
+    "  scripts status | reload                 the hook scripts (operator)\n"
+    "\n"
+    "TENANT is a tenant id (store commands accept a tenant's unique name too).\n"
+    "DURATION is like 90s, 15m, 12h, 7d.\n"
     "\n"
     "configuration keys (file key, environment variable, meaning):\n";
 
@@ -292,115 +312,6 @@ static int cmd_admin(const sg_config *cfg, int argc, char **argv)
     return 0;
 }
 
-/* ---- api commands: a running gateway's /admin/v1 ---------------------------------- */
-
-static size_t collect(char *p, size_t size, size_t n, void *ud)
-{
-    return sg_buf_append(ud, p, size * n) == SG_OK ? size * n : 0;
-}
-
-/* Call the admin API. Returns the HTTP status (0 when no answer; then
- * `body` holds curl's message). */
-static long api_call(const char *method, const char *url, const char *token, sg_buf *body)
-{
-    CURL *h = curl_easy_init();
-    if (!h) return 0;
-    struct curl_slist *hdr = NULL;
-    char auth[SG_TOKEN_MAX + 32];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-    hdr = curl_slist_append(hdr, auth);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    if (!strcmp(method, "POST")) curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    long status = 0;
-    CURLcode rc = curl_easy_perform(h);
-    if (rc == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    else
-        sg_buf_puts(body, curl_easy_strerror(rc));
-    curl_slist_free_all(hdr);
-    curl_easy_cleanup(h);
-    return status;
-}
-
-typedef struct api_opts {
-    const char *url;
-    const char *token;
-    char base[300];
-} api_opts;
-
-/* --url and --admin-token (or SCIMGATE_ADMIN_TOKEN); the rest stays. */
-static bool api_flags(const sg_config *cfg, int *argc, char **argv, api_opts *o)
-{
-    o->url = NULL;
-    o->token = getenv("SCIMGATE_ADMIN_TOKEN");
-    int out = 0;
-    for (int i = 0; i < *argc; i++) {
-        if ((!strcmp(argv[i], "--url") || !strcmp(argv[i], "--admin-token")) && i + 1 < *argc) {
-            if (argv[i][2] == 'u')
-                o->url = argv[++i];
-            else
-                o->token = argv[++i];
-        } else {
-            argv[out++] = argv[i];
-        }
-    }
-    *argc = out;
-    if (!o->url) {
-        snprintf(o->base, sizeof o->base, "http://%s", cfg->admin_listen);
-        o->url = o->base;
-    }
-    return o->token && *o->token;
-}
-
-static int cmd_scripts(const sg_config *cfg, int argc, char **argv)
-{
-    api_opts o;
-    bool have_token = api_flags(cfg, &argc, argv, &o);
-    if (argc != 1 || (strcmp(argv[0], "status") && strcmp(argv[0], "reload")))
-        return usage_error("usage: scripts status|reload [--url URL] [--admin-token TOKEN]");
-    if (!have_token)
-        return usage_error("an operator's admin token is needed: --admin-token or "
-                           "SCIMGATE_ADMIN_TOKEN (scimgate admin create --operator LOGIN)");
-    bool reload = !strcmp(argv[0], "reload");
-    char url[600];
-    snprintf(url, sizeof url, "%s/admin/v1/scripts%s", o.url, reload ? "/reload" : "");
-    sg_buf body = {0};
-    long status = api_call(reload ? "POST" : "GET", url, o.token, &body);
-    json_t *j = body.data ? json_loadb(body.data, body.len, 0, NULL) : NULL;
-    int rc = 0;
-    if (status != 200 || !j) {
-        const char *detail = json_string_value(json_object_get(j, "detail"));
-        fprintf(stderr, "scimgate: %s: %s\n", url,
-                detail      ? detail
-                : body.data ? body.data
-                            : "no answer");
-        rc = 1;
-    } else {
-        printf("%-32s  %-8s  %-7s  %s\n", "SCRIPT", "VERSION", "LOADED", "ERROR");
-        size_t i;
-        json_t *sc;
-        json_array_foreach(json_object_get(j, "scripts"), i, sc)
-        {
-            const char *error = json_string_value(json_object_get(sc, "error"));
-            printf("%-32s  %-8lld  %-7s  %s\n", json_string_value(json_object_get(sc, "name")),
-                   (long long)json_integer_value(json_object_get(sc, "version")),
-                   json_is_true(json_object_get(sc, "loaded")) ? "yes" : "no", error ? error : "-");
-            if (error) rc = 1; /* a script needs attention */
-        }
-        fprintf(stderr, "generation %lld\n",
-                (long long)json_integer_value(json_object_get(j, "generation")));
-    }
-    json_decref(j);
-    sg_buf_free(&body);
-    return rc;
-}
-
 /* ---- serve ----------------------------------------------------------------------- */
 
 static int cmd_serve(sg_config *cfg)
@@ -448,7 +359,7 @@ static int cmd_serve(sg_config *cfg)
         sg_log(SG_LOG_ERROR, "main", "%s", err);
         goto out;
     }
-    if (!sg_touch_start(&plugins)) goto out;
+    if (!sg_touch_start(&plugins) || !sg_outbox_start(&srv)) goto out;
     if (!sg_http_start(&srv, &http, err, sizeof err)) {
         sg_log(SG_LOG_ERROR, "main", "%s", err);
         goto out;
@@ -477,6 +388,7 @@ static int cmd_serve(sg_config *cfg)
     rc = 0;
     sg_log(SG_LOG_INFO, "main", "stopped");
 out:
+    sg_outbox_stop();
     sg_touch_stop();
     sg_scripts_stop();
     sg_plugins_close(&plugins);
@@ -536,11 +448,9 @@ int sg_cli_main(int argc, char **argv)
         rc = cmd_token(&cfg, argc - 2, argv + 2);
     else if (!strcmp(argv[1], "admin"))
         rc = cmd_admin(&cfg, argc - 2, argv + 2);
-    else if (!strcmp(argv[1], "scripts")) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        rc = cmd_scripts(&cfg, argc - 2, argv + 2);
-        curl_global_cleanup();
-    } else
+    else if (sg_cli_api_is(argv[1]))
+        rc = sg_cli_api_main(&cfg, argc - 1, argv + 1);
+    else
         rc = usage_error("unknown command");
     sg_config_free(&cfg);
     return rc;

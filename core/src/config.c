@@ -9,7 +9,7 @@
 #include "paths.h"
 #include "util.h"
 
-typedef enum { K_STR, K_INT, K_SIZE } key_type;
+typedef enum { K_STR, K_INT, K_SIZE, K_DUR } key_type;
 
 typedef struct key_def {
     const char *key;
@@ -19,9 +19,11 @@ typedef struct key_def {
     const char *help;
 } key_def;
 
-#define S(f) K_STR, offsetof(sg_config, f)
-#define I(f) K_INT, offsetof(sg_config, limits.f)
-#define Z(f) K_SIZE, offsetof(sg_config, limits.f)
+#define S(f)  K_STR, offsetof(sg_config, f)
+#define I(f)  K_INT, offsetof(sg_config, limits.f)
+#define Z(f)  K_SIZE, offsetof(sg_config, limits.f)
+#define OI(f) K_INT, offsetof(sg_config, outbox.f)
+#define OD(f) K_DUR, offsetof(sg_config, outbox.f)
 
 static const key_def keys[] = {
     {"data", S(data), "./data", "data directory (SQLite file, server key, spool)"},
@@ -52,6 +54,19 @@ static const key_def keys[] = {
     {"limits.tenant_rps", I(tenant_rps), "500", "requests per second per tenant"},
     {"limits.workers", I(workers), "64", "worker threads (concurrent connections)"},
     {"limits.longpoll", I(longpoll), "16", "concurrent long-polls (below workers)"},
+    {"outbox.workers", OI(workers), "2",
+     "outbox threads delivering invitations and the change webhook"},
+    {"outbox.poll", OD(poll_ms), "1s", "how often an idle outbox thread looks for due jobs"},
+    {"outbox.lease", OD(lease_ms), "2m",
+     "how long a claimed job is held before another thread may retry it"},
+    {"outbox.retry_base", OD(retry_base_ms), "1m",
+     "first retry delay (doubles per attempt, with jitter)"},
+    {"outbox.retry_max", OD(retry_max_ms), "6h", "longest retry delay"},
+    {"outbox.attempts", OI(attempts), "12", "delivery attempts before an invitation is Failed"},
+    {"outbox.housekeeping", OD(housekeeping_ms), "1m",
+     "how often approvals expire and tombstones and old events are purged"},
+    {"retention.events", OD(events_ms), "90d",
+     "how long audit events are kept (change-feed events too)"},
 };
 
 static const key_def *find_key(const char *k, size_t n)
@@ -94,10 +109,15 @@ static bool set_value(sg_config *cfg, const key_def *d, const char *v, const cha
         return true;
     }
     int64_t n;
-    bool ok = d->type == K_SIZE ? sg_parse_size(v, &n) : sg_parse_i64(v, &n);
+    bool ok = d->type == K_SIZE  ? sg_parse_size(v, &n)
+              : d->type == K_DUR ? sg_parse_duration_ms(v, &n)
+                                 : sg_parse_i64(v, &n);
     if (!ok || n < 0) {
         snprintf(err, errlen, "%s: %s: not a %s: \"%s\"", origin, d->key,
-                 d->type == K_SIZE ? "size" : "non-negative integer", v);
+                 d->type == K_SIZE  ? "size"
+                 : d->type == K_DUR ? "duration (such as 500ms, 90s, 15m, 12h, 7d)"
+                                    : "non-negative integer",
+                 v);
         return false;
     }
     *(int64_t *)(base + d->offset) = n;

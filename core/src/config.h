@@ -32,6 +32,18 @@ typedef struct sg_limits {
     int64_t longpoll;
 } sg_limits;
 
+/* The outbox and housekeeping threads (outbox.c); durations in ms. */
+typedef struct sg_outbox_config {
+    int64_t workers;
+    int64_t poll_ms;
+    int64_t lease_ms;
+    int64_t retry_base_ms;
+    int64_t retry_max_ms;
+    int64_t attempts;
+    int64_t housekeeping_ms;
+    int64_t events_ms; /* retention.events */
+} sg_outbox_config;
+
 typedef struct sg_config {
     char *data;
     char *server_key;
@@ -48,6 +60,7 @@ typedef struct sg_config {
     char *trusted_proxies;
     char *log_level;
     sg_limits limits;
+    sg_outbox_config outbox;
     bool public_url_set; /* public_url was configured (not derived) */
     /* storage.* and auth.* options, in the order read (later wins). */
     sg_kv *opts;

@@ -138,10 +138,54 @@ bool sg_password_verify(const char *password, const char *stored)
         return false;
     unsigned char salt[48], dk[32];
     size_t saltlen;
-    if (!sg_unbase64url(salt_txt, salt, sizeof salt, &saltlen)) return false;
+    if (!sg_unbase64(salt_txt, salt, sizeof salt, &saltlen)) return false;
     if (!pbkdf2(password, salt, saltlen, iterations, dk)) return false;
     char dk_now[48];
     sg_base64url(dk, sizeof dk, dk_now);
     OPENSSL_cleanse(dk, sizeof dk);
     return strlen(dk_now) == strlen(dk_txt) && sg_crypto_equal(dk_now, dk_txt, strlen(dk_txt));
+}
+
+/* ---- Ed25519 ---------------------------------------------------------------- */
+
+bool sg_ed25519_public(const unsigned char priv[SG_ED25519_KEY_LEN],
+                       unsigned char pub[SG_ED25519_KEY_LEN])
+{
+    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, priv, SG_ED25519_KEY_LEN);
+    size_t n = SG_ED25519_KEY_LEN;
+    bool ok = k && EVP_PKEY_get_raw_public_key(k, pub, &n) == 1 && n == SG_ED25519_KEY_LEN;
+    EVP_PKEY_free(k);
+    return ok;
+}
+
+bool sg_ed25519_keygen(unsigned char priv[SG_ED25519_KEY_LEN],
+                       unsigned char pub[SG_ED25519_KEY_LEN])
+{
+    sg_random(priv, SG_ED25519_KEY_LEN);
+    return sg_ed25519_public(priv, pub);
+}
+
+bool sg_ed25519_sign(const unsigned char priv[SG_ED25519_KEY_LEN], const void *msg, size_t len,
+                     unsigned char sig[SG_ED25519_SIG_LEN])
+{
+    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, priv, SG_ED25519_KEY_LEN);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    size_t n = SG_ED25519_SIG_LEN;
+    bool ok = k && md && EVP_DigestSignInit(md, NULL, NULL, NULL, k) == 1 &&
+              EVP_DigestSign(md, sig, &n, msg, len) == 1 && n == SG_ED25519_SIG_LEN;
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(k);
+    return ok;
+}
+
+bool sg_ed25519_verify(const unsigned char pub[SG_ED25519_KEY_LEN], const void *msg, size_t len,
+                       const unsigned char sig[SG_ED25519_SIG_LEN])
+{
+    EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, SG_ED25519_KEY_LEN);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = k && md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, k) == 1 &&
+              EVP_DigestVerify(md, sig, SG_ED25519_SIG_LEN, msg, len) == 1;
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(k);
+    return ok;
 }

@@ -26,6 +26,19 @@ bool sg_password_hash(const char *password, char out[SG_PASSWORD_HASH_MAX]);
 /* Constant-time check of a password against a stored string. */
 bool sg_password_verify(const char *password, const char *stored);
 
+/* Ed25519 (admin device approvals, DESIGN §5), raw keys: the 32-byte
+ * private seed and the 32-byte public key; 64-byte signatures. */
+#define SG_ED25519_KEY_LEN 32
+#define SG_ED25519_SIG_LEN 64
+bool sg_ed25519_keygen(unsigned char priv[SG_ED25519_KEY_LEN],
+                       unsigned char pub[SG_ED25519_KEY_LEN]);
+bool sg_ed25519_public(const unsigned char priv[SG_ED25519_KEY_LEN],
+                       unsigned char pub[SG_ED25519_KEY_LEN]);
+bool sg_ed25519_sign(const unsigned char priv[SG_ED25519_KEY_LEN], const void *msg, size_t len,
+                     unsigned char sig[SG_ED25519_SIG_LEN]);
+bool sg_ed25519_verify(const unsigned char pub[SG_ED25519_KEY_LEN], const void *msg, size_t len,
+                       const unsigned char sig[SG_ED25519_SIG_LEN]);
+
 /* Create `path` and missing parents with mode 0700; false with errno. */
 bool sg_mkdirs(const char *path);
 

@@ -110,3 +110,20 @@ void sg_params_free(sg_params *p)
     free(p->cursor);
     memset(p, 0, sizeof *p);
 }
+
+char *sg_query_param(const char *qs, const char *name)
+{
+    char *found = NULL;
+    size_t nlen = strlen(name);
+    for (const char *p = qs; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t n = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', n);
+        if (eq && (size_t)(eq - p) == nlen && !memcmp(p, name, nlen)) {
+            free(found);
+            found = sg_form_decode(eq + 1, n - nlen - 1, NULL);
+        }
+        p += n + (amp ? 1 : 0);
+    }
+    return found;
+}

@@ -33,4 +33,8 @@ void sg_params_free(sg_params *p);
  * out of memory. */
 char *sg_form_decode(const char *s, size_t n, size_t *outlen);
 
+/* The decoded value of parameter `name` (exact name; the last one wins) in
+ * `qs` (may be NULL), a new string; NULL when absent or malformed. */
+char *sg_query_param(const char *qs, const char *name);
+
 #endif

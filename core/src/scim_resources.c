@@ -12,8 +12,9 @@
 
 #include "buf.h"
 #include "cursor.h"
-#include "json.h"
 #include "fold.h"
+#include "json.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "lua_host.h"
 #include "patch.h"
@@ -35,7 +36,10 @@ typedef struct rctx {
     const char *tenant;
     sg_error err;
     bool in_txn;
-    sg_hook_ctx hctx; /* what hook scripts see as ctx */
+    sg_hook_ctx hctx;   /* what hook scripts see as ctx */
+    char actor_who[96]; /* who is writing, for events: "token:<id>" */
+    sg_lc lc;           /* lifecycle, events and settings in this transaction */
+    sg_lc_effects fx;   /* a user write's lifecycle consequences */
 } rctx;
 
 /* A row copied out of a storage callback. */
@@ -90,6 +94,8 @@ static bool begin(rctx *c, sg_txn_mode mode)
     if (sg_worker_conn(c->w, &c->conn, &c->err) != SG_OK) return fail(c);
     if (c->st->begin(c->conn, mode, &c->err) != SG_OK) return fail(c);
     c->in_txn = true;
+    sg_lc_done(&c->lc); /* settings are read again in each transaction */
+    c->lc.conn = c->conn;
     return true;
 }
 
@@ -425,11 +431,15 @@ static void handle_get(rctx *c, const char *id)
 
 /* ---- writes ---------------------------------------------------------------------- */
 
+static bool after_write(rctx *c, const char *id, int64_t version, const json_t *body, bool created,
+                        bool body_changed, const sg_member_change *mc, size_t nmc);
+
 /* Store `body` as the next version of the fetched resource `g`, apply the
  * membership changes and answer with `status` (204: no body). Runs inside
  * the request's write transaction and commits it. */
-static bool write_version(rctx *c, const get_state *g, json_t *body, const sg_member_change *mc,
-                          size_t nmc, int status, const sg_projection *proj)
+static bool write_version(rctx *c, const get_state *g, json_t *body, bool body_changed,
+                          const sg_member_change *mc, size_t nmc, int status,
+                          const sg_projection *proj)
 {
     sg_keyset ks = {0};
     sg_buf text = {0};
@@ -457,6 +467,7 @@ static bool write_version(rctx *c, const get_state *g, json_t *body, const sg_me
         goto out;
     }
     if (!apply_member_changes(c, g->row.id, mc, nmc)) goto out;
+    if (!after_write(c, g->row.id, r.version, body, false, body_changed, mc, nmc)) goto out;
     if (status == 204) {
         if (!commit(c)) goto out;
         c->res->status = 204;
@@ -470,6 +481,74 @@ out:
     sg_keyset_free(&ks);
     sg_buf_free(&text);
     return ok;
+}
+
+/* ---- what a write causes: lifecycle, invitations, events --------------------- */
+
+/* Member ids of one change as event data: the first SG_EVENT_MAX_IDS and
+ * the count. */
+static json_t *member_data(const json_t *ids)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < json_array_size(ids) && i < SG_EVENT_MAX_IDS; i++)
+        json_array_append(list, json_array_get(ids, i));
+    return json_pack("{soaI}", "members", list, "count", (json_int_t)json_array_size(ids));
+}
+
+/*
+** Everything a SCIM write causes besides the resource itself, in the same
+** transaction: the events of the change feed and the audit trail, the
+** lifecycle's cancelled or new invitations.
+*/
+static bool after_write(rctx *c, const char *id, int64_t version, const json_t *body, bool created,
+                        bool body_changed, const sg_member_change *mc, size_t nmc)
+{
+    const sg_storage_vtab *st = c->st;
+    sg_status s = SG_OK;
+    bool user = c->rt->type == SG_RT_USER;
+    const char *prefix = user ? "user." : "group.";
+    char type[48];
+    if (created || body_changed) {
+        snprintf(type, sizeof type, "%s%s", prefix, created ? "created" : "updated");
+        json_t *data = json_pack("{sI}", "version", (json_int_t)version);
+        if (user) json_object_set_new(data, "state", json_string(c->fx.to));
+        s = sg_event_add(st, c->conn, c->tenant, &c->lc.actor, type, id, data, &c->err);
+        json_decref(data);
+    }
+    for (size_t i = 0; s == SG_OK && i < nmc; i++) {
+        if (!created && mc[i].op != SG_MEMBERS_CLEAR && json_array_size(mc[i].ids) == 0) continue;
+        json_t *data =
+            mc[i].op == SG_MEMBERS_CLEAR ? json_pack("{sb}", "all", 1) : member_data(mc[i].ids);
+        s = sg_event_add(st, c->conn, c->tenant, &c->lc.actor,
+                         mc[i].op == SG_MEMBERS_ADD ? "group.members_added"
+                                                    : "group.members_removed",
+                         id, data, &c->err);
+        json_decref(data);
+    }
+    if (user && s == SG_OK) {
+        const sg_lc_effects *fx = &c->fx;
+        if (fx->suspended) {
+            s = sg_event_add(st, c->conn, c->tenant, &c->lc.actor, "user.suspended", id, NULL,
+                             &c->err);
+            if (s == SG_OK) s = sg_lc_spike_check(&c->lc);
+        } else if (fx->reactivated)
+            s = sg_event_add(st, c->conn, c->tenant, &c->lc.actor, "user.reactivated", id, NULL,
+                             &c->err);
+        if (s == SG_OK && fx->from[0] && strcmp(fx->from, fx->to)) {
+            json_t *data = json_pack("{ssss}", "from", fx->from, "to", fx->to);
+            s = sg_event_add(st, c->conn, c->tenant, &c->lc.actor, "user.state_changed", id, data,
+                             &c->err);
+            json_decref(data);
+        }
+        if (s == SG_OK && fx->cancel_jobs)
+            s = sg_lc_cancel_jobs(&c->lc, id, "the user was suspended (active=false)");
+        char address[320], job[37];
+        if (s == SG_OK && fx->invite && sg_lc_address(body, address, sizeof address))
+            s = sg_lc_new_job(&c->lc, id, version, address,
+                              sg_lc_setting_ms(&c->lc, "approval_ttl", SG_APPROVAL_TTL_MS), job);
+    }
+    if (s != SG_OK) return fail(c);
+    return true;
 }
 
 /* ---- hook scripts ------------------------------------------------------------- */
@@ -490,7 +569,8 @@ static void carry_server_owned(json_t *dst, const json_t *src)
     if (!src) return;
     json_object_foreach((json_t *)src, k, v)
     {
-        if (!strncmp(k, "urn:scimgate:", 13)) json_object_set(dst, k, v);
+        /* a copy: the lifecycle edits dst's and must not change src's */
+        if (!strncmp(k, "urn:scimgate:", 13)) json_object_set_new(dst, k, json_deep_copy(v));
     }
 }
 
@@ -567,8 +647,31 @@ static bool inbound_hooks(rctx *c, json_t **body, const json_t *stored, const sg
         if (v == SG_IGNORE && reason[0]) json_object_set_new(pol, "reason", json_string(reason));
         json_object_set_new(*body, POLICY_URN, pol);
     }
+    if (c->rt->type == SG_RT_USER) {
+        /* Auto-invite needs an address; without one the user stays Staged. */
+        bool auto_invite = !stored && sg_lc_setting_bool(&c->lc, "auto_invite", false);
+        char address[320];
+        if (auto_invite && !sg_lc_address(*body, address, sizeof address)) auto_invite = false;
+        sg_lc_scim_user(stored, *body, auto_invite, &c->fx);
+    }
     if ((s = sg_resource_finish(c->rt, *body, &c->err)) != SG_OK) return fail(c);
     return true;
+}
+
+/* SCIM writes to a user the admin detached answer 409 (DESIGN §5). */
+static bool not_detached(rctx *c, const char *stored_json, size_t len)
+{
+    if (c->rt->type != SG_RT_USER) return true;
+    json_t *b = json_loadb(stored_json, len, 0, NULL);
+    const char *reason;
+    bool detached = sg_lc_detached(b, &reason);
+    if (detached)
+        sg_error_set(&c->err, SG_ECONFLICT, NULL,
+                     "this user is managed by the admin (detached from SCIM%s%s); SCIM writes "
+                     "apply again once it is attached",
+                     reason ? ": " : "", reason ? reason : "");
+    json_decref(b);
+    return detached ? fail(c) : true;
 }
 
 static void handle_create(rctx *c)
@@ -577,8 +680,9 @@ static void handle_create(rctx *c)
     if (!read_body(c, &in)) return;
     if (c->rt->type == SG_RT_USER && !json_object_get(in.body, "active"))
         json_object_set_new(in.body, "active", json_true()); /* provisioned users are active */
+    /* The hooks read the tenant's settings, so the transaction comes first. */
     sg_member_change added = {SG_MEMBERS_ADD, in.members, 0};
-    if (!inbound_hooks(c, &in.body, NULL, &added, in.members ? 1 : 0)) {
+    if (!begin(c, SG_TXN_WRITE) || !inbound_hooks(c, &in.body, NULL, &added, in.members ? 1 : 0)) {
         sg_inbound_free(&in);
         return;
     }
@@ -606,9 +710,9 @@ static void handle_create(rctx *c)
                      .keys = ks.keys,
                      .nkeys = ks.n};
     sg_member_change add = {SG_MEMBERS_ADD, in.members, 0};
-    if (begin(c, SG_TXN_WRITE) &&
-        (c->st->create(c->conn, c->tenant, &r, &c->err) == SG_OK || fail(c)) &&
+    if ((c->st->create(c->conn, c->tenant, &r, &c->err) == SG_OK || fail(c)) &&
         (!in.members || apply_member_changes(c, id, &add, 1)) &&
+        after_write(c, id, 1, in.body, true, true, &add, in.members ? 1 : 0) &&
         respond_resource(c, 201, &r, &proj)) {
         char loc[700];
         snprintf(loc, sizeof loc, "%s%s/%s", c->req->tenant_url, c->rt->endpoint, id);
@@ -634,7 +738,8 @@ static void handle_replace(rctx *c, const char *id)
         fail(c);
         goto done;
     }
-    if (!begin(c, SG_TXN_WRITE) || !fetch(c, id, &g) || !preconditions(c, g.row.version, false))
+    if (!begin(c, SG_TXN_WRITE) || !fetch(c, id, &g) || !preconditions(c, g.row.version, false) ||
+        !not_detached(c, g.row.json, g.row.len))
         goto done;
     old = json_loadb(g.row.json, g.row.len, 0, NULL);
     if (c->rt->type == SG_RT_USER && !json_object_get(in.body, "active")) {
@@ -658,7 +763,8 @@ static void handle_replace(rctx *c, const char *id)
      * leaves them out must not empty the group. */
     sg_member_change mc[2] = {{SG_MEMBERS_CLEAR, NULL, 0}, {SG_MEMBERS_ADD, in.members, 0}};
     if (!inbound_hooks(c, &in.body, old, mc, in.members ? 2 : 0)) goto done;
-    if (write_version(c, &g, in.body, mc, in.members ? 2 : 0, 200, &proj))
+    if (write_version(c, &g, in.body, !json_equal(old, in.body), mc, in.members ? 2 : 0, 200,
+                      &proj))
         sg_log(SG_LOG_INFO, "scim", "replaced %s %s", c->rt->id, g.row.id);
 done:
     json_decref(old);
@@ -691,7 +797,8 @@ static void handle_patch(rctx *c, const char *id)
         sg_patch_result pr = {0};
         json_t *body = NULL;
         bool done = true;
-        if (!begin(c, SG_TXN_WRITE) || !fetch(c, id, &g) || !preconditions(c, g.row.version, false))
+        if (!begin(c, SG_TXN_WRITE) || !fetch(c, id, &g) ||
+            !preconditions(c, g.row.version, false) || !not_detached(c, g.row.json, g.row.len))
             goto next;
         body = json_loadb(g.row.json, g.row.len, 0, NULL);
         if (!body) {
@@ -721,7 +828,7 @@ static void handle_patch(rctx *c, const char *id)
             }
             goto next;
         }
-        if (!write_version(c, &g, pr.body, pr.members, pr.nmembers, status, &proj)) {
+        if (!write_version(c, &g, pr.body, pr.changed, pr.members, pr.nmembers, status, &proj)) {
             if (c->err.status == SG_EPRECOND && attempt < PATCH_ATTEMPTS &&
                 !c->req->header(c->req, "If-Match")) {
                 /* Lost a race with another writer: read again and re-apply. */
@@ -743,26 +850,48 @@ static void handle_patch(rctx *c, const char *id)
     json_decref(req);
 }
 
+/*
+** A deleted user is gone from SCIM at once (404) and leaves a tombstone for
+** the tenant's grace period, from which an admin may restore it (DESIGN §5);
+** its open invitations are cancelled in the same transaction.
+*/
+static bool tombstone(rctx *c, const get_state *g)
+{
+    int64_t now = sg_now_ms();
+    int64_t grace = sg_lc_setting_ms(&c->lc, "tombstone_grace", SG_TOMBSTONE_GRACE_MS);
+    sg_resource r = as_resource(&g->row, SG_RT_USER);
+    if (c->st->tombstone_put(c->conn, c->tenant, &r, now, now + grace, &c->err) != SG_OK ||
+        sg_lc_cancel_jobs(&c->lc, g->row.id, "the user was deleted") != SG_OK)
+        return fail(c);
+    return true;
+}
+
 static void handle_delete(rctx *c, const char *id)
 {
-    if (!begin(c, SG_TXN_WRITE)) return;
-    if (c->req->header(c->req, "If-Match")) {
-        get_state g;
-        bool ok = fetch(c, id, &g) && preconditions(c, g.row.version, false);
-        free(g.row.json);
-        if (!ok) return;
+    get_state g = {0};
+    bool user = c->rt->type == SG_RT_USER;
+    if (!begin(c, SG_TXN_WRITE) || !fetch(c, id, &g) || !preconditions(c, g.row.version, false) ||
+        !not_detached(c, g.row.json, g.row.len) || (user && !tombstone(c, &g)))
+        goto out;
+    sg_status s = c->st->remove(c->conn, c->tenant, c->rt->type, g.row.id, &c->err);
+    json_t *data = json_pack("{sI}", "version", (json_int_t)g.row.version);
+    if (s == SG_OK)
+        s = sg_event_add(c->st, c->conn, c->tenant, &c->lc.actor,
+                         user ? "user.deleted" : "group.deleted", g.row.id, data, &c->err);
+    json_decref(data);
+    if (s == SG_OK && user) {
+        s = sg_lc_spike_check(&c->lc);
     }
-    sg_status s = c->st->remove(c->conn, c->tenant, c->rt->type, id, &c->err);
-    if (s == SG_ENOTFOUND)
-        sg_error_set(&c->err, SG_ENOTFOUND, NULL, "%s %.64s not found", c->rt->id, id);
     if (s != SG_OK) {
         fail(c);
-        return;
+        goto out;
     }
-    if (!commit(c)) return;
+    if (!commit(c)) goto out;
     c->res->status = 204;
     c->res->content_type = NULL;
-    sg_log(SG_LOG_INFO, "scim", "deleted %s %s", c->rt->id, id);
+    sg_log(SG_LOG_INFO, "scim", "deleted %s %s", c->rt->id, g.row.id);
+out:
+    free(g.row.json);
 }
 
 /* ---- lists ---------------------------------------------------------------------- */
@@ -1379,6 +1508,11 @@ static void hook_ctx_init(rctx *c)
                             .resource_type = c->rt->id,
                             .request_id = c->req->request_id,
                             .entra_mode = entra_mode(c->req)};
+    snprintf(c->actor_who, sizeof c->actor_who, "token:%s", c->req->principal.token_id);
+    c->lc = (sg_lc){.st = c->st,
+                    .tenant = c->tenant,
+                    .actor = {c->actor_who, c->req->request_id},
+                    .err = &c->err};
 }
 
 /* ---- dispatch ------------------------------------------------------------------- */
@@ -1438,6 +1572,7 @@ void sg_scim_resources(sg_worker *w, sg_request *req, sg_response *res)
     } else {
         not_allowed(res, r->id ? "GET, PUT, PATCH, DELETE" : "GET, POST");
     }
+    sg_lc_done(&c.lc);
 }
 
 void sg_scim_search(sg_worker *w, sg_request *req, sg_response *res)
@@ -1461,4 +1596,5 @@ void sg_scim_search(sg_worker *w, sg_request *req, sg_response *res)
     sg_error_clear(&c.err);
     hook_ctx_init(&c);
     handle_search(&c, types, n);
+    sg_lc_done(&c.lc);
 }

@@ -173,3 +173,64 @@ sg_status sg_admin_create(const sg_plugins *p, sg_conn *c, const char *tenant, c
     }
     return s;
 }
+
+sg_status sg_device_enroll(const sg_plugins *p, sg_conn *c, const char *tenant, const char *name,
+                           const unsigned char *public_key, char *device_id, char *token,
+                           sg_error *err)
+{
+    if (!valid_name(name))
+        return sg_error_set(err, SG_EINVALID, NULL,
+                            "a device name is 1 to 128 printable characters");
+    const sg_storage_vtab *st = p->st;
+    int64_t now = sg_now_ms();
+    sg_new_uuid(device_id);
+    sg_device d = {.id = device_id,
+                   .tenant = tenant,
+                   .name = name,
+                   .public_key = public_key,
+                   .created_ms = now};
+    char token_id[SG_TOKEN_ID_LEN + 1];
+    sg_status s = st->begin(c, SG_TXN_WRITE, err);
+    if (s == SG_OK) s = st->device_create(c, &d, err);
+    if (s == SG_OK)
+        s = new_token(p, c, tenant, SG_TOKEN_DEVICE, device_id, SG_DEVICE_TOKEN_PREFIX, now, token,
+                      token_id, err);
+    if (s == SG_OK) s = st->commit(c, err);
+    if (s != SG_OK) {
+        st->rollback(c);
+        token[0] = '\0';
+    }
+    return s;
+}
+
+typedef struct device_tokens {
+    const char *device;
+    char ids[8][65];
+    size_t n;
+} device_tokens;
+
+static int device_token(void *ud, const sg_token *t)
+{
+    device_tokens *dt = ud;
+    if (t->kind == SG_TOKEN_DEVICE && t->subject && !strcmp(t->subject, dt->device) &&
+        !t->revoked_ms && dt->n < SG_ARRAY_LEN(dt->ids))
+        snprintf(dt->ids[dt->n++], sizeof dt->ids[0], "%s", t->id);
+    return 0;
+}
+
+sg_status sg_device_revoke(const sg_plugins *p, sg_conn *c, const char *tenant, const char *id,
+                           sg_error *err)
+{
+    const sg_storage_vtab *st = p->st;
+    int64_t now = sg_now_ms();
+    device_tokens dt = {.device = id};
+    sg_status s = st->begin(c, SG_TXN_WRITE, err);
+    if (s == SG_OK) s = st->device_revoke(c, tenant, id, now, err);
+    if (s == SG_ENOTFOUND) sg_error_set(err, SG_ENOTFOUND, NULL, "no device %.64s", id);
+    if (s == SG_OK) s = st->token_list(c, tenant, device_token, &dt, err);
+    for (size_t i = 0; s == SG_OK && i < dt.n; i++)
+        s = st->token_update(c, tenant, dt.ids[i], -1, now, err);
+    if (s == SG_OK) s = st->commit(c, err);
+    if (s != SG_OK) st->rollback(c);
+    return s;
+}

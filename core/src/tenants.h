@@ -12,12 +12,13 @@
 
 #include "plugin.h"
 
-#define SG_TENANT_ID_LEN      32     /* hex digits of a tenant id */
-#define SG_TOKEN_PREFIX       "sgt_" /* a tenant's SCIM token */
-#define SG_ADMIN_TOKEN_PREFIX "sga_" /* an admin's API token */
-#define SG_TOKEN_ID_LEN       16     /* hex digits of a token id */
-#define SG_TOKEN_MAX          96
-#define SG_MAX_LIVE_TOKENS    2
+#define SG_TENANT_ID_LEN       32     /* hex digits of a tenant id */
+#define SG_TOKEN_PREFIX        "sgt_" /* a tenant's SCIM token */
+#define SG_ADMIN_TOKEN_PREFIX  "sga_" /* an admin's API token */
+#define SG_DEVICE_TOKEN_PREFIX "sgd_" /* an admin device's API token */
+#define SG_TOKEN_ID_LEN        16     /* hex digits of a token id */
+#define SG_TOKEN_MAX           96
+#define SG_MAX_LIVE_TOKENS     2
 
 /* Create a tenant named `name`. OUT: id[SG_TENANT_ID_LEN + 1]. */
 sg_status sg_tenant_create(const sg_plugins *p, sg_conn *c, const char *name, char *id,
@@ -41,6 +42,18 @@ sg_status sg_token_generate(const sg_plugins *p, sg_conn *c, const char *tenant,
 */
 sg_status sg_admin_create(const sg_plugins *p, sg_conn *c, const char *tenant, const char *login,
                           char *password, char *token, sg_error *err);
+
+/*
+** Enrol an admin device of `tenant` with its Ed25519 public key (32 bytes)
+** and give it a device token (DESIGN §2), in one transaction. OUT:
+** device_id[37], token[SG_TOKEN_MAX] (the secret: show once).
+*/
+sg_status sg_device_enroll(const sg_plugins *p, sg_conn *c, const char *tenant, const char *name,
+                           const unsigned char *public_key, char *device_id, char *token,
+                           sg_error *err);
+/* Revoke a device and its tokens at once. */
+sg_status sg_device_revoke(const sg_plugins *p, sg_conn *c, const char *tenant, const char *id,
+                           sg_error *err);
 
 sg_status sg_token_revoke(const sg_plugins *p, sg_conn *c, const char *tenant, const char *id,
                           sg_error *err);

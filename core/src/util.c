@@ -277,12 +277,13 @@ void sg_base64url(const void *p, size_t n, char *out)
     out[o] = '\0';
 }
 
-bool sg_unbase64url(const char *s, unsigned char *out, size_t cap, size_t *outlen)
+bool sg_unbase64(const char *s, unsigned char *out, size_t cap, size_t *outlen)
 {
     uint32_t acc = 0;
     int bits = 0;
-    size_t o = 0;
-    for (; *s; s++) {
+    size_t o = 0, n = strlen(s);
+    while (n && s[n - 1] == '=') n--; /* padding is optional */
+    for (const char *end = s + n; s < end; s++) {
         int v;
         char c = *s;
         if (c >= 'A' && c <= 'Z')
@@ -291,9 +292,9 @@ bool sg_unbase64url(const char *s, unsigned char *out, size_t cap, size_t *outle
             v = c - 'a' + 26;
         else if (c >= '0' && c <= '9')
             v = c - '0' + 52;
-        else if (c == '-')
+        else if (c == '-' || c == '+')
             v = 62;
-        else if (c == '_')
+        else if (c == '_' || c == '/')
             v = 63;
         else
             return false;

@@ -49,7 +49,7 @@ char *sg_xstrdup(const char *s);
 
 /* Unpadded base64url of n bytes into out[(4n+2)/3+1]. */
 void sg_base64url(const void *p, size_t n, char *out);
-/* Decode unpadded base64url into out (at most cap bytes); false on a bad
- * character or overflow. */
-bool sg_unbase64url(const char *s, unsigned char *out, size_t cap, size_t *outlen);
+/* Decode base64 in either alphabet (RFC 4648 §4 or §5), padding optional,
+ * into out (at most cap bytes); false on a bad character or overflow. */
+bool sg_unbase64(const char *s, unsigned char *out, size_t cap, size_t *outlen);
 #endif

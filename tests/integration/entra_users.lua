@@ -29,7 +29,12 @@ local function assert_round_trip(got)
   for k, v in pairs(sent) do
     if k ~= "meta" and k ~= "schemas" then expect.eq(got[k], v, "attribute " .. k) end
   end
-  expect.eq(got.schemas, sent.schemas)
+  -- The server-owned lifecycle extension (DESIGN §5) comes on top: a provisioned user is Staged.
+  local want = {}
+  for i, urn in ipairs(sent.schemas) do want[i] = urn end
+  want[#want + 1] = "urn:scimgate:schemas:extension:lifecycle:2.0:User"
+  expect.eq(got.schemas, want)
+  expect.eq(got["urn:scimgate:schemas:extension:lifecycle:2.0:User"], {state = "Staged"})
   expect.eq(got.meta.resourceType, "User")
   expect.match(got.meta.created, "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d")
   expect.eq(got.meta.location, gw.url .. "/Users/" .. got.id)

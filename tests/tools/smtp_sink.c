@@ -17,6 +17,9 @@
 **
 ** SMTP_SINK_FAIL_FIRST=N answers the end of the first N DATA transactions
 ** with "451 try again later" and stores nothing, to test retries.
+** SMTP_SINK_HOLD_FIRST_MS=N stores the first message, then waits N ms
+** before its 250 reply: a test can kill the client while it waits for a
+** message that did arrive (at-least-once delivery).
 **
 ** Exits with status 0 on SIGTERM.
 */
@@ -30,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -47,6 +51,7 @@
 
 static const char *g_dir;
 static long g_fail_first;
+static long g_hold_first_ms;
 static long g_transactions; /* DATA transactions ended so far */
 static long g_saved;        /* messages stored so far */
 
@@ -272,8 +277,14 @@ static void session(int fd)
                     ok = reply(c, "552 message too big");
                 else if (!save(&t))
                     ok = reply(c, "452 cannot store the message");
-                else
+                else {
+                    if (g_saved == 1 && g_hold_first_ms > 0) {
+                        struct timespec ts = {g_hold_first_ms / 1000,
+                                              (g_hold_first_ms % 1000) * 1000000L};
+                        nanosleep(&ts, NULL);
+                    }
                     ok = reply(c, "250 OK queued");
+                }
                 txn_reset(&t);
             }
         } else if (strcasecmp(l, "RSET") == 0) {
@@ -316,6 +327,16 @@ int main(int argc, char **argv)
         g_fail_first = strtol(ff, &end, 10);
         if (errno != 0 || *end != '\0' || g_fail_first < 0) {
             fprintf(stderr, "smtp_sink: bad SMTP_SINK_FAIL_FIRST %s\n", ff);
+            return 2;
+        }
+    }
+
+    const char *hold = getenv("SMTP_SINK_HOLD_FIRST_MS");
+    if (hold != NULL && hold[0] != '\0') {
+        errno = 0;
+        g_hold_first_ms = strtol(hold, &end, 10);
+        if (errno != 0 || *end != '\0' || g_hold_first_ms < 0) {
+            fprintf(stderr, "smtp_sink: bad SMTP_SINK_HOLD_FIRST_MS %s\n", hold);
             return 2;
         }
     }

@@ -1,0 +1,377 @@
+#include "outbox.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lifecycle.h"
+#include "log.h"
+#include "lua_host.h"
+#include "util.h"
+
+#define MAX_THREADS 32
+
+typedef struct ob_thread {
+    sg_worker w; /* its own storage connection and Lua states */
+    pthread_t t;
+    int index;
+    char owner[96]; /* the lease holder's name: node and thread */
+} ob_thread;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t gen;
+    bool stopping;
+    sg_server *srv;
+    ob_thread *threads;
+    size_t n;
+} g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+void sg_outbox_notify(void)
+{
+    pthread_mutex_lock(&g.mu);
+    g.gen++;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+}
+
+uint64_t sg_outbox_generation(void)
+{
+    pthread_mutex_lock(&g.mu);
+    uint64_t gen = g.gen;
+    pthread_mutex_unlock(&g.mu);
+    return gen;
+}
+
+static void deadline_in(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+void sg_outbox_wait(uint64_t seen, int64_t ms)
+{
+    struct timespec ts;
+    deadline_in(&ts, ms);
+    pthread_mutex_lock(&g.mu);
+    while (g.gen == seen && !g.stopping)
+        if (pthread_cond_timedwait(&g.cv, &g.mu, &ts) != 0) break;
+    pthread_mutex_unlock(&g.mu);
+}
+
+int64_t sg_outbox_backoff(int attempt, int64_t base_ms, int64_t max_ms)
+{
+    int64_t d = base_ms;
+    for (int i = 1; i < attempt && d < max_ms; i++) d *= 2;
+    if (d > max_ms) d = max_ms;
+    uint32_t r;
+    sg_random(&r, sizeof r);
+    /* between d/2 and d */
+    return d / 2 + (int64_t)((double)r / 4294967296.0 * (double)(d - d / 2));
+}
+
+/* ---- delivering one job -------------------------------------------------------------- */
+
+/* A lifecycle context for `tenant` on this thread, acting as the system. */
+static sg_lc lc_for(ob_thread *t, const char *tenant, sg_error *err)
+{
+    return (sg_lc){.st = t->w.srv->plugins->st,
+                   .conn = t->w.conn,
+                   .tenant = tenant,
+                   .actor = {"system:outbox", NULL},
+                   .err = err};
+}
+
+/* Run `fn` in a write transaction; commit on SG_OK, else roll back and
+ * log. */
+typedef sg_status (*txn_fn)(ob_thread *t, void *ud, sg_error *err);
+static sg_status in_txn(ob_thread *t, const char *what, txn_fn fn, void *ud)
+{
+    const sg_storage_vtab *st = t->w.srv->plugins->st;
+    sg_error err;
+    sg_error_clear(&err);
+    sg_status s = sg_worker_conn(&t->w, &t->w.conn, &err);
+    if (s == SG_OK) s = st->begin(t->w.conn, SG_TXN_WRITE, &err);
+    if (s != SG_OK) {
+        sg_log(SG_LOG_WARN, "outbox", "%s: storage unavailable: %s", what, err.detail);
+        return s;
+    }
+    s = fn(t, ud, &err);
+    if (s == SG_OK) s = st->commit(t->w.conn, &err);
+    if (s != SG_OK) {
+        st->rollback(t->w.conn);
+        if (s != SG_ENOTFOUND) sg_log(SG_LOG_WARN, "outbox", "%s: %s", what, err.detail);
+    }
+    return s;
+}
+
+typedef struct check {
+    const sg_job *job;
+    bool deliver;
+    json_t *user, *settings;
+} check;
+
+static sg_status check_fn(ob_thread *t, void *ud, sg_error *err)
+{
+    check *k = ud;
+    sg_lc lc = lc_for(t, k->job->tenant, err);
+    sg_status s = sg_lc_dispatch_check(&lc, k->job, &k->deliver, &k->user);
+    if (s == SG_OK && k->deliver) k->settings = json_deep_copy(sg_lc_settings(&lc));
+    sg_lc_done(&lc);
+    return s;
+}
+
+typedef struct outcome {
+    const sg_job *job;
+    const char *owner;
+    int result;
+    const char *reason;
+} outcome;
+
+static sg_status outcome_fn(ob_thread *t, void *ud, sg_error *err)
+{
+    outcome *o = ud;
+    const sg_outbox_config *oc = &t->w.srv->cfg->outbox;
+    sg_lc lc = lc_for(t, o->job->tenant, err);
+    sg_lc_jobs now;
+    sg_status s = sg_lc_job_get(&lc, o->job->id, &now);
+    if (s == SG_OK) {
+        const sg_job *j = &now.j[0];
+        if (strcmp(j->status, "Sending") || !j->lease_owner || strcmp(j->lease_owner, o->owner)) {
+            /* Cancelled, or our lease ran out and another thread took it:
+             * what we delivered (if anything) stays at least once. */
+            sg_log(SG_LOG_WARN, "outbox",
+                   "invitation %s changed while it was being delivered (now %s); outcome %d "
+                   "not recorded",
+                   j->id, j->status, o->result);
+        } else {
+            s = sg_lc_dispatch_done(
+                &lc, j, o->result, o->reason,
+                sg_outbox_backoff(j->attempts + 1, oc->retry_base_ms, oc->retry_max_ms),
+                (int)oc->attempts);
+        }
+    }
+    sg_lc_jobs_free(&now);
+    sg_lc_done(&lc);
+    return s;
+}
+
+/* Call invite.on_invite for a job whose user still waits for it. */
+static sg_invite_result run_hook(ob_thread *t, const sg_job *j, const json_t *user,
+                                 const json_t *settings, char *reason)
+{
+    char expires[SG_TIME_MAX];
+    sg_format_time(j->expires_ms, expires);
+    json_t *inv = json_pack("{sssssssssssi}", "id", j->id, "key", j->key, "email", j->address,
+                            "expires", expires, "tenant", j->tenant, "attempt", j->attempts + 1);
+    sg_hook_ctx ctx = {.tenant = j->tenant,
+                       .method = "INVITE",
+                       .resource_type = "User",
+                       .request_id = j->id,
+                       .entra_mode = "default",
+                       .settings = settings};
+    sg_invite_result r = SG_INVITE_RETRY;
+    sg_error err;
+    sg_lua_request_start(t->w.lua);
+    if (!inv) {
+        snprintf(reason, 256, "out of memory");
+    } else if (sg_lua_invite(t->w.lua, &ctx, user, inv, &r, reason, &err) != SG_OK) {
+        r = SG_INVITE_RETRY;
+        snprintf(reason, 256, "%s", err.detail);
+    }
+    json_decref(inv);
+    return r;
+}
+
+/* Deliver one due job, if there is one. false when none was due. */
+static bool deliver_one(ob_thread *t)
+{
+    /* The claim is its own write (no transaction around it): an idle poll
+     * does not take the store's write lock. */
+    const sg_storage_vtab *st = t->w.srv->plugins->st;
+    sg_lc_jobs claimed = {0};
+    sg_error err;
+    sg_status s = sg_worker_conn(&t->w, &t->w.conn, &err);
+    if (s == SG_OK)
+        s = st->job_claim(t->w.conn, t->owner, sg_now_ms(), t->w.srv->cfg->outbox.lease_ms,
+                          sg_lc_jobs_collect, &claimed, &err);
+    if (s != SG_OK || claimed.n == 0) {
+        if (s != SG_OK && s != SG_ENOTFOUND)
+            sg_log(SG_LOG_WARN, "outbox", "claiming a job: %s", err.detail);
+        sg_lc_jobs_free(&claimed);
+        return false;
+    }
+    const sg_job *j = &claimed.j[0];
+    check k = {.job = j};
+    if (in_txn(t, "checking a job", check_fn, &k) == SG_OK && k.deliver) {
+        char reason[256] = "";
+        sg_invite_result r = run_hook(t, j, k.user, k.settings, reason);
+        sg_log(r == SG_INVITE_OK ? SG_LOG_INFO : SG_LOG_WARN, "outbox",
+               "invitation %s (tenant %s, attempt %d): %s%s%s", j->id, j->tenant, j->attempts + 1,
+               r == SG_INVITE_OK      ? "delivered"
+               : r == SG_INVITE_RETRY ? "retry"
+                                      : "failed",
+               reason[0] ? ": " : "", reason);
+        outcome o = {j, t->owner, (int)r, reason};
+        in_txn(t, "recording a delivery", outcome_fn, &o);
+    }
+    json_decref(k.user);
+    json_decref(k.settings);
+    sg_lc_jobs_free(&claimed);
+    return true;
+}
+
+/* ---- housekeeping ------------------------------------------------------------------------ */
+
+static sg_status expire_fn(ob_thread *t, void *ud, sg_error *err)
+{
+    (void)ud;
+    sg_lc_jobs l = {0};
+    sg_status s =
+        t->w.srv->plugins->st->job_expire(t->w.conn, sg_now_ms(), sg_lc_jobs_collect, &l, err);
+    for (size_t i = 0; s == SG_OK && i < l.n; i++) {
+        sg_lc lc = lc_for(t, l.j[i].tenant, err);
+        s = sg_lc_job_expired(&lc, &l.j[i]);
+        sg_lc_done(&lc);
+    }
+    if (s == SG_OK && l.n) sg_log(SG_LOG_INFO, "outbox", "%zu approval requests expired", l.n);
+    sg_lc_jobs_free(&l);
+    return s;
+}
+
+typedef struct tenant_ids {
+    char (*ids)[65];
+    size_t n, cap;
+} tenant_ids;
+
+static int tenant_cb(void *ud, const sg_tenant *tn)
+{
+    tenant_ids *ti = ud;
+    if (ti->n == ti->cap) {
+        size_t cap = ti->cap ? ti->cap * 2 : 16;
+        char(*p)[65] = realloc(ti->ids, cap * sizeof *p);
+        if (!p) return 1;
+        ti->ids = p;
+        ti->cap = cap;
+    }
+    snprintf(ti->ids[ti->n++], 65, "%s", tn->id);
+    return 0;
+}
+
+typedef struct purge {
+    tenant_ids tenants;
+    int64_t tombstones, events;
+} purge;
+
+/* Tombstones past their grace period go, except in a tenant whose purges
+ * the deletion-spike brake paused; then events past retention. */
+static sg_status purge_fn(ob_thread *t, void *ud, sg_error *err)
+{
+    purge *pu = ud;
+    const sg_storage_vtab *st = t->w.srv->plugins->st;
+    int64_t now = sg_now_ms(), n;
+    sg_status s = st->tenant_list(t->w.conn, tenant_cb, &pu->tenants, err);
+    for (size_t i = 0; s == SG_OK && i < pu->tenants.n; i++) {
+        sg_lc lc = lc_for(t, pu->tenants.ids[i], err);
+        bool paused = json_object_get(sg_lc_settings(&lc), "purge_paused") != NULL;
+        sg_lc_done(&lc);
+        if (paused) continue;
+        s = st->tombstone_purge(t->w.conn, pu->tenants.ids[i], now, &n, err);
+        pu->tombstones += n;
+    }
+    int64_t before = now - t->w.srv->cfg->outbox.events_ms;
+    if (s == SG_OK) s = st->event_purge(t->w.conn, before, before, &pu->events, err);
+    return s;
+}
+
+static void housekeeping(ob_thread *t)
+{
+    in_txn(t, "expiring approvals", expire_fn, NULL);
+    purge pu = {0};
+    if (in_txn(t, "purging", purge_fn, &pu) == SG_OK && (pu.tombstones || pu.events))
+        sg_log(SG_LOG_INFO, "outbox", "purged %lld tombstones and %lld events",
+               (long long)pu.tombstones, (long long)pu.events);
+    free(pu.tenants.ids);
+}
+
+/* ---- threads ------------------------------------------------------------------------------- */
+
+static void *run(void *arg)
+{
+    ob_thread *t = arg;
+    const sg_outbox_config *oc = &t->w.srv->cfg->outbox;
+    int64_t next_house = 0;
+    for (;;) {
+        uint64_t gen = sg_outbox_generation();
+        pthread_mutex_lock(&g.mu);
+        bool stop = g.stopping;
+        pthread_mutex_unlock(&g.mu);
+        if (stop) break;
+        if (t->index == 0 && sg_now_ms() >= next_house) {
+            housekeeping(t);
+            next_house = sg_now_ms() + oc->housekeeping_ms;
+        }
+        if (deliver_one(t)) continue; /* there may be more */
+        sg_outbox_wait(gen, oc->poll_ms);
+    }
+    return NULL;
+}
+
+bool sg_outbox_start(sg_server *srv)
+{
+    size_t n = (size_t)srv->cfg->outbox.workers;
+    if (n > MAX_THREADS) n = MAX_THREADS;
+    g.srv = srv;
+    g.stopping = false;
+    g.threads = calloc(n ? n : 1, sizeof *g.threads);
+    if (!g.threads) return false;
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    unsigned char rnd[4];
+    char tag[9];
+    sg_random(rnd, sizeof rnd);
+    sg_hex(rnd, sizeof rnd, tag);
+    for (size_t i = 0; i < n; i++) {
+        ob_thread *t = &g.threads[i];
+        t->w.srv = srv;
+        t->w.lua = sg_lua_new();
+        t->index = (int)i;
+        snprintf(t->owner, sizeof t->owner, "%.40s:%ld:%s:%zu", host, (long)getpid(), tag, i);
+        if (!t->w.lua || pthread_create(&t->t, NULL, run, t) != 0) {
+            sg_log(SG_LOG_ERROR, "outbox", "cannot start outbox thread %zu", i);
+            sg_lua_free(t->w.lua);
+            t->w.lua = NULL;
+            g.n = i;
+            sg_outbox_stop();
+            return false;
+        }
+        g.n = i + 1;
+    }
+    if (n == 0) sg_log(SG_LOG_WARN, "outbox", "outbox.workers = 0: invitations are not delivered");
+    return true;
+}
+
+void sg_outbox_stop(void)
+{
+    pthread_mutex_lock(&g.mu);
+    g.stopping = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    for (size_t i = 0; i < g.n; i++) {
+        ob_thread *t = &g.threads[i];
+        pthread_join(t->t, NULL);
+        sg_lua_free(t->w.lua);
+        if (t->w.conn) g.srv->plugins->st->disconnect(t->w.conn);
+    }
+    free(g.threads);
+    g.threads = NULL;
+    g.n = 0;
+}
