@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "crypto.h"
+#include "events.h"
 #include "filter.h"
 #include "json.h"
 #include "lifecycle.h"
@@ -464,17 +465,6 @@ static void user_action(actx *c, const char *id, const char *action)
     user_answer(c, id, 200);
 }
 
-/* GET /users/{id}/timeline and GET /changes share the event view. */
-static json_t *event_view(const sg_event *e)
-{
-    char cursor[24];
-    snprintf(cursor, sizeof cursor, "%lld", (long long)e->seq);
-    json_t *data = e->data ? json_loads(e->data, 0, NULL) : NULL;
-    return json_pack("{sssosssosososo}", "cursor", cursor, "time", time_or_null(e->time_ms), "type",
-                     e->type, "subject", str_or_null(e->subject), "actor", str_or_null(e->actor),
-                     "requestId", str_or_null(e->request_id), "data", data ? data : json_object());
-}
-
 typedef struct event_rows {
     json_t *list;
     int64_t last;
@@ -484,7 +474,7 @@ static sg_status event_row(void *ud, const sg_event *e)
 {
     event_rows *r = ud;
     r->last = e->seq;
-    return json_array_append_new(r->list, event_view(e)) ? SG_ENOMEM : SG_OK;
+    return json_array_append_new(r->list, sg_event_json(e)) ? SG_ENOMEM : SG_OK;
 }
 
 static void events(actx *c, const char *subject)

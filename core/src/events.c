@@ -1,5 +1,6 @@
 #include "events.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,4 +24,20 @@ sg_status sg_event_add(const sg_storage_vtab *st, sg_conn *c, const char *tenant
     sg_status s = st->event_append(c, tenant, &e, &seq, err);
     free(text);
     return s;
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+json_t *sg_event_json(const sg_event *e)
+{
+    char cursor[24], time[SG_TIME_MAX];
+    snprintf(cursor, sizeof cursor, "%lld", (long long)e->seq);
+    sg_format_time(e->time_ms, time);
+    json_t *data = e->data ? json_loads(e->data, 0, NULL) : NULL;
+    return json_pack("{sssssssosososo}", "cursor", cursor, "time", time, "type", e->type, "subject",
+                     str_or_null(e->subject), "actor", str_or_null(e->actor), "requestId",
+                     str_or_null(e->request_id), "data", data ? data : json_object());
 }

@@ -21,6 +21,10 @@ sg_status sg_event_add(const sg_storage_vtab *st, sg_conn *c, const char *tenant
                        const sg_actor *actor, const char *type, const char *subject,
                        const json_t *data, sg_error *err);
 
+/* An event as the admin API and the change webhook show it: {"cursor",
+ * "time", "type", "subject", "actor", "requestId", "data"}. */
+json_t *sg_event_json(const sg_event *e);
+
 /* At most this many ids are listed in one membership event; the count is
  * always given. */
 #define SG_EVENT_MAX_IDS 100

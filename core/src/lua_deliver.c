@@ -55,7 +55,7 @@
 
 #define JOB_MT        "scimgate.deliver.job"
 #define LOG_COMPONENT "deliver"
-#define NOT_ALLOWED   "delivery is only available in invite.on_invite"
+#define NOT_ALLOWED   "delivery is only available in the outbox hooks"
 
 #define DEFAULT_TIMEOUT_MS 10000L
 #define MAX_TIMEOUT_MS     60000L

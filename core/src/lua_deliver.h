@@ -89,9 +89,10 @@ void sg_lua_push_deliver(lua_State *L, const sg_deliver_config *cfg);
 
 /*
 ** Allow (non-zero) or forbid (0) delivery on this state. While forbidden the
-** functions raise "delivery is only available in invite.on_invite". The
-** gateway allows it only while on_invite runs on an outbox thread, never on
-** a request thread. Does nothing when sg_lua_push_deliver was never called
+** functions raise "delivery is only available in the outbox hooks". The
+** gateway allows it only while invite.on_invite or changes.on_changes runs
+** on an outbox thread, never on a request thread. Does nothing when sg_lua_push_deliver was never
+*called
 ** on L.
 ** [-0, +0, -]
 */

@@ -287,10 +287,8 @@ static int call(lua_State *L, state_info *si, int nargs, int nres, int64_t budge
 /* ---- validating a script (in a scratch state) ------------------------------------- */
 
 static const char *const hooks_of[][2] = {
-    {"mapping", "inbound"},
-    {"mapping", "outbound"},
-    {"groups", "accept"},
-    {"invite", "on_invite"},
+    {"mapping", "inbound"},  {"mapping", "outbound"},   {"groups", "accept"},
+    {"invite", "on_invite"}, {"changes", "on_changes"},
 };
 
 /* The base name of a key: "tenants/t/mapping" -> "mapping". */
@@ -730,10 +728,9 @@ static bool push_module(sg_lua *l, const char *tenant, const char *name, const s
 }
 
 static const char *const hook_names[][2] = {
-    [SG_HOOK_INBOUND] = {"mapping", "inbound"},
-    [SG_HOOK_OUTBOUND] = {"mapping", "outbound"},
-    [SG_HOOK_ACCEPT] = {"groups", "accept"},
-    [SG_HOOK_INVITE] = {"invite", "on_invite"},
+    [SG_HOOK_INBOUND] = {"mapping", "inbound"},    [SG_HOOK_OUTBOUND] = {"mapping", "outbound"},
+    [SG_HOOK_ACCEPT] = {"groups", "accept"},       [SG_HOOK_INVITE] = {"invite", "on_invite"},
+    [SG_HOOK_CHANGES] = {"changes", "on_changes"},
 };
 
 /* Push the hook function (or nil). false with an error message pushed
@@ -1022,36 +1019,42 @@ sg_status sg_lua_accept(sg_lua *l, const sg_hook_ctx *ctx, const json_t *group, 
     return SG_OK;
 }
 
-sg_status sg_lua_invite(sg_lua *l, const sg_hook_ctx *ctx, const json_t *user,
-                        const json_t *invitation, sg_invite_result *result, char *reason,
-                        sg_error *err)
+sg_status sg_lua_outbox_hook(sg_lua *l, sg_hook hook, const sg_hook_ctx *ctx,
+                             const json_t *const *args, int nargs, sg_delivery *result,
+                             char *reason, sg_error *err)
 {
-    *result = SG_INVITE_RETRY;
+    *result = SG_DELIVERY_RETRY;
     reason[0] = '\0';
     const script *sc = NULL;
-    sg_status s = begin_hook(l, ctx->tenant, SG_HOOK_INVITE, &sc, err);
+    sg_status s = begin_hook(l, ctx->tenant, hook, &sc, err);
     if (s == SG_ENOTFOUND) {
-        snprintf(reason, 256, "no invite.on_invite hook");
+        snprintf(reason, 256, "no %s.%s hook", hook_names[hook][0], hook_names[hook][1]);
         return SG_OK; /* retried: an admin may add the script */
     }
     if (s != SG_OK) return SG_OK; /* counted as a retry; logged */
     lua_State *L = l->L;
     int top = lua_gettop(L) - 1;
-    if (!lua_checkstack(L, 8) || sg_lua_push_json(L, user, g.cfg.json_depth) != 0 ||
-        sg_lua_push_json(L, invitation, g.cfg.json_depth) != 0) {
+    if (!lua_checkstack(L, nargs + 6)) {
         lua_settop(L, top);
-        snprintf(reason, 256, "the user or invitation nests too deeply");
-        *result = SG_INVITE_FAIL;
+        snprintf(reason, 256, "out of Lua stack");
         return SG_OK;
+    }
+    for (int i = 0; i < nargs; i++) {
+        if (sg_lua_push_json(L, args[i], g.cfg.json_depth) != 0) {
+            lua_settop(L, top);
+            snprintf(reason, 256, "the hook's arguments nest too deeply");
+            *result = SG_DELIVERY_FAIL;
+            return SG_OK;
+        }
     }
     push_ctx(L, ctx, g.cfg.json_depth);
     sg_lua_deliver_allow(L, 1);
-    int rc = call(L, &l->si, 3, 2, g.cfg.instructions);
+    int rc = call(L, &l->si, nargs + 1, 2, g.cfg.instructions);
     sg_lua_deliver_allow(L, 0);
     if (rc != LUA_OK) {
         sg_error e;
-        script_failed(l, SG_HOOK_INVITE, hook_script(l, ctx->tenant, SG_HOOK_INVITE), &e);
-        snprintf(reason, 256, "the invite script failed (see the log)");
+        script_failed(l, hook, hook_script(l, ctx->tenant, hook), &e);
+        snprintf(reason, 256, "the %s script failed (see the log)", hook_names[hook][0]);
         lua_settop(L, top);
         return SG_OK;
     }
@@ -1059,9 +1062,10 @@ sg_status sg_lua_invite(sg_lua *l, const sg_hook_ctx *ctx, const json_t *user,
     int v = read_verdict(L, words, 3, reason);
     lua_settop(L, top);
     if (v < 0) {
-        snprintf(reason, 256, "invite.on_invite must return \"ok\", \"retry\" or \"fail\"");
+        snprintf(reason, 256, "%s.%s must return \"ok\", \"retry\" or \"fail\"",
+                 hook_names[hook][0], hook_names[hook][1]);
         return SG_OK;
     }
-    *result = (sg_invite_result)v;
+    *result = (sg_delivery)v;
     return SG_OK;
 }

@@ -79,6 +79,7 @@ typedef enum sg_hook {
     SG_HOOK_OUTBOUND = 1, /* mapping.outbound */
     SG_HOOK_ACCEPT = 2,   /* groups.accept    */
     SG_HOOK_INVITE = 3,   /* invite.on_invite */
+    SG_HOOK_CHANGES = 4,  /* changes.on_changes */
 } sg_hook;
 
 /* Does the tenant's script set define this hook? (For skipping work.) */
@@ -101,16 +102,23 @@ typedef enum sg_verdict { SG_ACCEPT = 0, SG_IGNORE = 1, SG_REJECT = 2 } sg_verdi
 sg_status sg_lua_accept(sg_lua *L, const sg_hook_ctx *ctx, const json_t *group, sg_verdict *verdict,
                         char *reason, sg_error *err);
 
-typedef enum sg_invite_result {
-    SG_INVITE_OK = 0,
-    SG_INVITE_RETRY = 1,
-    SG_INVITE_FAIL = 2
-} sg_invite_result;
+typedef enum sg_delivery {
+    SG_DELIVERY_OK = 0,
+    SG_DELIVERY_RETRY = 1,
+    SG_DELIVERY_FAIL = 2
+} sg_delivery;
 
-/* invite.on_invite (outbox threads only: delivery is allowed during it).
- * A script error counts as a retry (DESIGN §4). */
-sg_status sg_lua_invite(sg_lua *L, const sg_hook_ctx *ctx, const json_t *user,
-                        const json_t *invitation, sg_invite_result *result, char *reason,
-                        sg_error *err);
+/*
+** The outbox's hooks (outbox threads only: delivery is allowed during
+** them), called with `nargs` JSON arguments and then ctx:
+**   invite.on_invite(user, invitation, ctx)
+**   changes.on_changes(batch, ctx)
+** Each answers "ok", "retry", reason or "fail", reason: *result, and the
+** reason in reason[256]. A missing hook, a script error or another answer
+** counts as a retry (DESIGN §4), with the reason saying why.
+*/
+sg_status sg_lua_outbox_hook(sg_lua *L, sg_hook hook, const sg_hook_ctx *ctx,
+                             const json_t *const *args, int nargs, sg_delivery *result,
+                             char *reason, sg_error *err);
 
 #endif

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "events.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "lua_host.h"
@@ -13,11 +14,20 @@
 
 #define MAX_THREADS 32
 
+/* A tenant whose change feed goes to a webhook (thread 0 only). */
+typedef struct feed {
+    char tenant[65];
+    int failures;
+    int64_t next_try_ms;
+} feed;
+
 typedef struct ob_thread {
     sg_worker w; /* its own storage connection and Lua states */
     pthread_t t;
     int index;
     char owner[96]; /* the lease holder's name: node and thread */
+    feed *feeds;    /* refreshed by housekeeping */
+    size_t nfeeds;
 } ob_thread;
 
 static struct {
@@ -165,8 +175,8 @@ static sg_status outcome_fn(ob_thread *t, void *ud, sg_error *err)
 }
 
 /* Call invite.on_invite for a job whose user still waits for it. */
-static sg_invite_result run_hook(ob_thread *t, const sg_job *j, const json_t *user,
-                                 const json_t *settings, char *reason)
+static sg_delivery run_hook(ob_thread *t, const sg_job *j, const json_t *user,
+                            const json_t *settings, char *reason)
 {
     char expires[SG_TIME_MAX];
     sg_format_time(j->expires_ms, expires);
@@ -178,17 +188,24 @@ static sg_invite_result run_hook(ob_thread *t, const sg_job *j, const json_t *us
                        .request_id = j->id,
                        .entra_mode = "default",
                        .settings = settings};
-    sg_invite_result r = SG_INVITE_RETRY;
+    sg_delivery r = SG_DELIVERY_RETRY;
     sg_error err;
+    const json_t *args[2] = {user, inv};
     sg_lua_request_start(t->w.lua);
     if (!inv) {
         snprintf(reason, 256, "out of memory");
-    } else if (sg_lua_invite(t->w.lua, &ctx, user, inv, &r, reason, &err) != SG_OK) {
-        r = SG_INVITE_RETRY;
+    } else if (sg_lua_outbox_hook(t->w.lua, SG_HOOK_INVITE, &ctx, args, 2, &r, reason, &err) !=
+               SG_OK) {
+        r = SG_DELIVERY_RETRY;
         snprintf(reason, 256, "%s", err.detail);
     }
     json_decref(inv);
     return r;
+}
+
+static const char *delivery_word(sg_delivery r)
+{
+    return r == SG_DELIVERY_OK ? "delivered" : r == SG_DELIVERY_RETRY ? "retry" : "failed";
 }
 
 /* Deliver one due job, if there is one. false when none was due. */
@@ -213,13 +230,10 @@ static bool deliver_one(ob_thread *t)
     check k = {.job = j};
     if (in_txn(t, "checking a job", check_fn, &k) == SG_OK && k.deliver) {
         char reason[256] = "";
-        sg_invite_result r = run_hook(t, j, k.user, k.settings, reason);
-        sg_log(r == SG_INVITE_OK ? SG_LOG_INFO : SG_LOG_WARN, "outbox",
+        sg_delivery r = run_hook(t, j, k.user, k.settings, reason);
+        sg_log(r == SG_DELIVERY_OK ? SG_LOG_INFO : SG_LOG_WARN, "outbox",
                "invitation %s (tenant %s, attempt %d): %s%s%s", j->id, j->tenant, j->attempts + 1,
-               r == SG_INVITE_OK      ? "delivered"
-               : r == SG_INVITE_RETRY ? "retry"
-                                      : "failed",
-               reason[0] ? ": " : "", reason);
+               delivery_word(r), reason[0] ? ": " : "", reason);
         outcome o = {j, t->owner, (int)r, reason};
         in_txn(t, "recording a delivery", outcome_fn, &o);
     }
@@ -271,6 +285,17 @@ typedef struct purge {
     int64_t tombstones, events;
 } purge;
 
+/* Keep the feed state of a tenant that has a webhook (its back-off
+ * survives the refresh). */
+static void feed_keep(ob_thread *t, feed *next, size_t *n, const char *tenant)
+{
+    feed f = {.failures = 0};
+    snprintf(f.tenant, sizeof f.tenant, "%s", tenant);
+    for (size_t i = 0; i < t->nfeeds; i++)
+        if (!strcmp(t->feeds[i].tenant, tenant)) f = t->feeds[i];
+    next[(*n)++] = f;
+}
+
 /* Tombstones past their grace period go, except in a tenant whose purges
  * the deletion-spike brake paused; then events past retention. */
 static sg_status purge_fn(ob_thread *t, void *ud, sg_error *err)
@@ -279,9 +304,15 @@ static sg_status purge_fn(ob_thread *t, void *ud, sg_error *err)
     const sg_storage_vtab *st = t->w.srv->plugins->st;
     int64_t now = sg_now_ms(), n;
     sg_status s = st->tenant_list(t->w.conn, tenant_cb, &pu->tenants, err);
+    feed *feeds = calloc(pu->tenants.n ? pu->tenants.n : 1, sizeof *feeds);
+    size_t nfeeds = 0;
+    if (!feeds) s = sg_error_set(err, SG_ENOMEM, NULL, "out of memory");
     for (size_t i = 0; s == SG_OK && i < pu->tenants.n; i++) {
         sg_lc lc = lc_for(t, pu->tenants.ids[i], err);
-        bool paused = json_object_get(sg_lc_settings(&lc), "purge_paused") != NULL;
+        const json_t *set = sg_lc_settings(&lc);
+        bool paused = json_object_get(set, "purge_paused") != NULL;
+        if (json_object_get(set, "changes_webhook_url"))
+            feed_keep(t, feeds, &nfeeds, pu->tenants.ids[i]);
         sg_lc_done(&lc);
         if (paused) continue;
         s = st->tombstone_purge(t->w.conn, pu->tenants.ids[i], now, &n, err);
@@ -289,6 +320,13 @@ static sg_status purge_fn(ob_thread *t, void *ud, sg_error *err)
     }
     int64_t before = now - t->w.srv->cfg->outbox.events_ms;
     if (s == SG_OK) s = st->event_purge(t->w.conn, before, before, &pu->events, err);
+    if (s == SG_OK) {
+        free(t->feeds);
+        t->feeds = feeds;
+        t->nfeeds = nfeeds;
+    } else {
+        free(feeds);
+    }
     return s;
 }
 
@@ -300,6 +338,120 @@ static void housekeeping(ob_thread *t)
         sg_log(SG_LOG_INFO, "outbox", "purged %lld tombstones and %lld events",
                (long long)pu.tombstones, (long long)pu.events);
     free(pu.tenants.ids);
+}
+
+/* ---- the change webhook ----------------------------------------------------------------- */
+
+#define FEED_BATCH 100
+
+typedef struct feed_batch {
+    const char *tenant;
+    json_t *settings, *events;
+    int64_t from, last; /* the cursor before the batch, the last event's */
+} feed_batch;
+
+static sg_status feed_event(void *ud, const sg_event *e)
+{
+    feed_batch *b = ud;
+    b->last = e->seq;
+    return json_array_append_new(b->events, sg_event_json(e)) ? SG_ENOMEM : SG_OK;
+}
+
+static int64_t feed_cursor(const json_t *settings)
+{
+    const char *v = json_string_value(json_object_get(settings, "changes_webhook_cursor"));
+    int64_t n;
+    return v && sg_parse_i64(v, &n) && n >= 0 ? n : 0;
+}
+
+/* Read the next batch of the tenant's change feed past its webhook cursor. */
+static sg_status feed_read(ob_thread *t, void *ud, sg_error *err)
+{
+    feed_batch *b = ud;
+    sg_lc lc = lc_for(t, b->tenant, err);
+    b->settings = json_deep_copy(sg_lc_settings(&lc));
+    sg_lc_done(&lc);
+    b->from = b->last = feed_cursor(b->settings);
+    if (!json_object_get(b->settings, "changes_webhook_url")) return SG_OK;
+    sg_event_query q = {.after_seq = b->from, .flags = SG_EVENT_CHANGE, .limit = FEED_BATCH};
+    return t->w.srv->plugins->st->event_list(t->w.conn, b->tenant, &q, feed_event, b, err);
+}
+
+/* Move the cursor past the delivered batch, unless another node did. */
+static sg_status feed_advance(ob_thread *t, void *ud, sg_error *err)
+{
+    feed_batch *b = ud;
+    sg_lc lc = lc_for(t, b->tenant, err);
+    int64_t now = feed_cursor(sg_lc_settings(&lc));
+    sg_lc_done(&lc);
+    if (now != b->from) return SG_OK;
+    char text[24];
+    snprintf(text, sizeof text, "%lld", (long long)b->last);
+    return t->w.srv->plugins->st->setting_set(t->w.conn, b->tenant, "changes_webhook_cursor", text,
+                                              err);
+}
+
+/*
+** Deliver the next batch of one tenant's change feed through
+** changes.on_changes. At least once: the cursor moves only after "ok", and
+** a batch carries a key made of its bounds. true when a full batch went
+** out (there may be more).
+*/
+static bool feed_one(ob_thread *t, feed *f)
+{
+    feed_batch b = {.tenant = f->tenant, .events = json_array()};
+    bool more = false;
+    if (in_txn(t, "reading the change feed", feed_read, &b) == SG_OK &&
+        json_array_size(b.events) > 0) {
+        char key[128];
+        snprintf(key, sizeof key, "changes-%s-%lld-%lld", f->tenant, (long long)b.from + 1,
+                 (long long)b.last);
+        char cursor[24];
+        snprintf(cursor, sizeof cursor, "%lld", (long long)b.last);
+        json_t *batch = json_pack("{sssssOss}", "tenant", f->tenant, "key", key, "events", b.events,
+                                  "cursor", cursor);
+        sg_hook_ctx ctx = {.tenant = f->tenant,
+                           .method = "CHANGES",
+                           .request_id = key,
+                           .entra_mode = "default",
+                           .settings = b.settings};
+        const json_t *args[1] = {batch};
+        sg_delivery r = SG_DELIVERY_RETRY;
+        char reason[256] = "";
+        sg_error err;
+        sg_lua_request_start(t->w.lua);
+        if (!batch ||
+            sg_lua_outbox_hook(t->w.lua, SG_HOOK_CHANGES, &ctx, args, 1, &r, reason, &err) != SG_OK)
+            r = SG_DELIVERY_RETRY;
+        json_decref(batch);
+        if (r == SG_DELIVERY_OK &&
+            in_txn(t, "advancing the change feed", feed_advance, &b) == SG_OK) {
+            f->failures = 0;
+            f->next_try_ms = 0;
+            more = json_array_size(b.events) == FEED_BATCH;
+        } else {
+            /* "fail" is retried too: a change feed must not lose events. */
+            const sg_outbox_config *oc = &t->w.srv->cfg->outbox;
+            f->failures++;
+            f->next_try_ms =
+                sg_now_ms() + sg_outbox_backoff(f->failures, oc->retry_base_ms, oc->retry_max_ms);
+            sg_log(SG_LOG_WARN, "outbox", "change feed of tenant %s (%s): %s%s%s", f->tenant, key,
+                   delivery_word(r), reason[0] ? ": " : "", reason);
+        }
+    }
+    json_decref(b.events);
+    json_decref(b.settings);
+    return more;
+}
+
+static void feeds(ob_thread *t)
+{
+    int64_t now = sg_now_ms();
+    for (size_t i = 0; i < t->nfeeds; i++) {
+        if (t->feeds[i].next_try_ms > now) continue;
+        for (int rounds = 0; rounds < 10 && feed_one(t, &t->feeds[i]); rounds++) {
+        }
+    }
 }
 
 /* ---- threads ------------------------------------------------------------------------------- */
@@ -315,9 +467,12 @@ static void *run(void *arg)
         bool stop = g.stopping;
         pthread_mutex_unlock(&g.mu);
         if (stop) break;
-        if (t->index == 0 && sg_now_ms() >= next_house) {
-            housekeeping(t);
-            next_house = sg_now_ms() + oc->housekeeping_ms;
+        if (t->index == 0) {
+            if (sg_now_ms() >= next_house) {
+                housekeeping(t);
+                next_house = sg_now_ms() + oc->housekeeping_ms;
+            }
+            feeds(t);
         }
         if (deliver_one(t)) continue; /* there may be more */
         sg_outbox_wait(gen, oc->poll_ms);
@@ -369,6 +524,7 @@ void sg_outbox_stop(void)
         ob_thread *t = &g.threads[i];
         pthread_join(t->t, NULL);
         sg_lua_free(t->w.lua);
+        free(t->feeds);
         if (t->w.conn) g.srv->plugins->st->disconnect(t->w.conn);
     }
     free(g.threads);

@@ -492,7 +492,7 @@ static json_t *member_data(const json_t *ids)
     json_t *list = json_array();
     for (size_t i = 0; i < json_array_size(ids) && i < SG_EVENT_MAX_IDS; i++)
         json_array_append(list, json_array_get(ids, i));
-    return json_pack("{soaI}", "members", list, "count", (json_int_t)json_array_size(ids));
+    return json_pack("{sosI}", "members", list, "count", (json_int_t)json_array_size(ids));
 }
 
 /*

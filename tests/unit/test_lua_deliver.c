@@ -846,12 +846,12 @@ Test(deliver, spool_reports_io_errors)
 Test(deliver_forbidden, delivery_raises_unless_allowed)
 {
     run("for _, f in ipairs{deliver.smtp, deliver.webhook, deliver.spool} do\n"
-        "  expect_raise('delivery is only available in invite.on_invite', f, {})\n"
+        "  expect_raise('delivery is only available in the outbox hooks', f, {})\n"
         "end");
     sg_lua_deliver_allow(L, 1);
     run("assert(deliver.spool{name = 'ok', content = 'x'})");
     sg_lua_deliver_allow(L, 0);
-    run("expect_raise('delivery is only available in invite.on_invite', deliver.spool,\n"
+    run("expect_raise('delivery is only available in the outbox hooks', deliver.spool,\n"
         "  {name = 'ok', content = 'x'})");
     /* a second table shares the flag */
     sg_lua_push_deliver(L, &cfg);
