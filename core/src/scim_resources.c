@@ -542,7 +542,7 @@ static bool after_write(rctx *c, const char *id, int64_t version, const json_t *
         }
         if (s == SG_OK && fx->cancel_jobs)
             s = sg_lc_cancel_jobs(&c->lc, id, "the user was suspended (active=false)");
-        char address[320], job[37];
+        char address[SG_ADDRESS_MAX], job[37];
         if (s == SG_OK && fx->invite && sg_lc_address(body, address, sizeof address))
             s = sg_lc_new_job(&c->lc, id, version, address,
                               sg_lc_setting_ms(&c->lc, "approval_ttl", SG_APPROVAL_TTL_MS), job);
@@ -650,7 +650,7 @@ static bool inbound_hooks(rctx *c, json_t **body, const json_t *stored, const sg
     if (c->rt->type == SG_RT_USER) {
         /* Auto-invite needs an address; without one the user stays Staged. */
         bool auto_invite = !stored && sg_lc_setting_bool(&c->lc, "auto_invite", false);
-        char address[320];
+        char address[SG_ADDRESS_MAX];
         if (auto_invite && !sg_lc_address(*body, address, sizeof address)) auto_invite = false;
         sg_lc_scim_user(stored, *body, auto_invite, &c->fx);
     }
@@ -879,9 +879,7 @@ static void handle_delete(rctx *c, const char *id)
         s = sg_event_add(c->st, c->conn, c->tenant, &c->lc.actor,
                          user ? "user.deleted" : "group.deleted", g.row.id, data, &c->err);
     json_decref(data);
-    if (s == SG_OK && user) {
-        s = sg_lc_spike_check(&c->lc);
-    }
+    if (s == SG_OK && user) s = sg_lc_spike_check(&c->lc);
     if (s != SG_OK) {
         fail(c);
         goto out;
@@ -1515,6 +1513,39 @@ static void hook_ctx_init(rctx *c)
                     .err = &c->err};
 }
 
+/*
+** A refused SCIM write leaves an audit event (not part of the change feed)
+** in a transaction of its own, so the user's timeline explains why Entra's
+** change did not apply: the method, the status, the SCIM error's scimType
+** and detail (never the request body).
+*/
+static void audit_refusal(rctx *c, const char *id)
+{
+    if (c->in_txn) {
+        c->st->rollback(c->conn);
+        c->in_txn = false;
+    }
+    json_t *body =
+        json_loadb(c->res->body.data ? c->res->body.data : "", c->res->body.len, 0, NULL);
+    json_t *data = json_pack("{sssssi}", "method", c->req->method, "resourceType", c->rt->id,
+                             "status", c->res->status);
+    const char *type = json_string_value(json_object_get(body, "scimType"));
+    const char *detail = json_string_value(json_object_get(body, "detail"));
+    if (type) json_object_set_new(data, "scimType", json_string(type));
+    if (detail) json_object_set_new(data, "detail", json_stringn(detail, strnlen(detail, 300)));
+    sg_error err;
+    if (sg_worker_conn(c->w, &c->conn, &err) != SG_OK ||
+        c->st->begin(c->conn, SG_TXN_WRITE, &err) != SG_OK ||
+        sg_event_add(c->st, c->conn, c->tenant, &c->lc.actor, "scim.refused", id[0] ? id : NULL,
+                     data, &err) != SG_OK ||
+        c->st->commit(c->conn, &err) != SG_OK) {
+        if (c->conn) c->st->rollback(c->conn);
+        sg_log(SG_LOG_WARN, "scim", "could not record a refused write: %s", err.detail);
+    }
+    json_decref(data);
+    json_decref(body);
+}
+
 /* ---- dispatch ------------------------------------------------------------------- */
 
 static void not_allowed(sg_response *res, const char *allow)
@@ -1572,6 +1603,7 @@ void sg_scim_resources(sg_worker *w, sg_request *req, sg_response *res)
     } else {
         not_allowed(res, r->id ? "GET, PUT, PATCH, DELETE" : "GET, POST");
     }
+    if (strcmp(m, "GET") && res->status >= 400) audit_refusal(&c, id);
     sg_lc_done(&c.lc);
 }
 

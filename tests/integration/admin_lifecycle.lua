@@ -168,6 +168,14 @@ test("detach: SCIM writes answer 409 until the user is attached again", function
   expect.match(p.json.detail, "managed by hand for the audit")
   expect.status(http.delete(gw.url .. "/Users/" .. id, gw:auth()), 409)
   expect.status(http.get(gw.url .. "/Users/" .. id, gw:auth()), 200, "reads still work")
+  -- The timeline says why Entra's change did not apply.
+  local tl = api("GET", "/users/" .. id .. "/timeline").json.events
+  local last = tl[#tl]
+  expect.eq(last.type, "scim.refused")
+  expect.eq(last.data.status, 409)
+  expect.eq(last.data.method, "DELETE")
+  expect.match(last.actor, "^token:")
+  expect.match(tl[#tl - 1].data.detail, "detached")
   expect.status(api("POST", "/users/" .. id .. "/attach"), 200)
   expect.status(http.delete(gw.url .. "/Users/" .. id, gw:auth()), 204)
 end)
