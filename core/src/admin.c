@@ -942,6 +942,12 @@ static void settings(actx *c)
                 refuse(c, SG_EINVALID, detail);
                 return;
             }
+            char why[200];
+            if (json_is_string(v) &&
+                !sg_lc_setting_valid(k, json_string_value(v), why, sizeof why)) {
+                refuse(c, SG_EINVALID, why);
+                return;
+            }
             if (!ok(c, c->st->setting_set(c->conn, c->tenant, k, json_string_value(v), &c->err)))
                 return;
         }

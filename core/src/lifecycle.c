@@ -668,6 +668,46 @@ const json_t *sg_lc_settings(sg_lc *lc)
     return lc->settings;
 }
 
+/* "true", "1", "yes", "on" and their opposites, in any case. */
+static bool bool_word(const char *v, bool *out)
+{
+    static const char *const words[][2] = {
+        {"true", "false"}, {"1", "0"}, {"yes", "no"}, {"on", "off"}};
+    for (size_t i = 0; i < SG_ARRAY_LEN(words); i++) {
+        for (int no = 0; no < 2; no++) {
+            if (!strcasecmp(v, words[i][no])) {
+                *out = !no;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+bool sg_lc_setting_valid(const char *key, const char *v, char *why, size_t whylen)
+{
+    int64_t n;
+    bool b;
+    const char *want = NULL;
+    if (!strcmp(key, "auto_invite")) {
+        if (!bool_word(v, &b)) want = "true or false";
+    } else if (!strcmp(key, "approval_ttl") || !strcmp(key, "tombstone_grace") ||
+               !strcmp(key, "spike_window")) {
+        if (!sg_parse_duration_ms(v, &n) || n <= 0)
+            want = "a positive duration such as 90s, 15m, 12h, 7d";
+    } else if (!strcmp(key, "spike_threshold") || !strcmp(key, "changes_webhook_cursor")) {
+        if (!sg_parse_i64(v, &n) || n < 0) want = "a whole number, 0 or more";
+    } else if (!strcmp(key, "changes_webhook_url") || !strcmp(key, "invite_webhook_url")) {
+        if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+            want = "an http:// or https:// URL";
+    } else if (!strcmp(key, "invite_smtp_url")) {
+        if (strncmp(v, "smtp://", 7) && strncmp(v, "smtps://", 8))
+            want = "an smtp:// or smtps:// URL";
+    }
+    if (want) snprintf(why, whylen, "setting %s must be %s", key, want);
+    return want == NULL;
+}
+
 static const char *setting(sg_lc *lc, const char *key)
 {
     return json_string_value(json_object_get(sg_lc_settings(lc), key));
@@ -676,9 +716,8 @@ static const char *setting(sg_lc *lc, const char *key)
 bool sg_lc_setting_bool(sg_lc *lc, const char *key, bool def)
 {
     const char *v = setting(lc, key);
-    if (!v) return def;
-    return !strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") ||
-           !strcasecmp(v, "on");
+    bool b;
+    return v && bool_word(v, &b) ? b : def;
 }
 
 int64_t sg_lc_setting_ms(sg_lc *lc, const char *key, int64_t def)

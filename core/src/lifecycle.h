@@ -154,6 +154,10 @@ sg_status sg_lc_job_expired(sg_lc *lc, const sg_job *job);
 ** once per sg_lc; a setting that does not parse counts as its default.
 */
 const json_t *sg_lc_settings(sg_lc *lc);
+/* Is `value` acceptable for `key`? The gateway's own keys are checked
+ * (a duration, a number, a boolean word, a URL scheme); others (read by
+ * scripts) are free text. false with the reason in why[whylen]. */
+bool sg_lc_setting_valid(const char *key, const char *value, char *why, size_t whylen);
 bool sg_lc_setting_bool(sg_lc *lc, const char *key, bool def);
 int64_t sg_lc_setting_ms(sg_lc *lc, const char *key, int64_t def);
 int64_t sg_lc_setting_int(sg_lc *lc, const char *key, int64_t def);

@@ -247,6 +247,13 @@ end)
 test("settings: bad keys and values are refused, null removes", function()
   expect.status(api("PATCH", "/settings", {["Bad Key"] = "x"}), 400)
   expect.status(api("PATCH", "/settings", {auto_invite = 1}), 400)
+  for k, v in pairs{auto_invite = "maybe", approval_ttl = "soon", tombstone_grace = "0s",
+                    spike_threshold = "-1", changes_webhook_url = "ftp://x", invite_smtp_url = "http://x"} do
+    local r = api("PATCH", "/settings", {[k] = v})
+    expect.status(r, 400, k)
+    expect.match(r.json.detail, k)
+  end
+  expect.status(api("PATCH", "/settings", {approval_ttl = "12h", product_name = "anything at all"}), 200)
   local r = api("PATCH", "/settings", {auto_invite = json.null})
   expect.status(r, 200)
   expect.eq(r.json.settings.auto_invite, nil)
