@@ -748,6 +748,27 @@ static int l_sleep(lua_State *L)
     return 0;
 }
 
+/* eventually(fn, what [, seconds]) -> fn's first truthy result: calls fn
+ * every 0.1 s for at most `seconds` (15); raises "timed out waiting for
+ * <what>" when it never gives one. Errors in fn propagate. [-3, +1, e] */
+static int l_eventually(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    const char *what = luaL_checkstring(L, 2);
+    double s = (double)luaL_optnumber(L, 3, 15.0);
+    double until = now_s() + (s > 0 ? s : 0);
+    for (;;) {
+        lua_pushvalue(L, 1);
+        lua_call(L, 0, 1);
+        if (lua_toboolean(L, -1)) return 1;
+        lua_pop(L, 1);
+        double left = until - now_s();
+        if (left <= 0) return luaL_error(L, "timed out waiting for %s", what);
+        nap(left < 0.1 ? left : 0.1);
+        check_interrupt(L);
+    }
+}
+
 /* free_port() -> a loopback TCP port nobody listens on now (for helpers
  * such as a TLS proxy a test starts itself). [-0, +1, v] */
 static int l_free_port(lua_State *L)
@@ -2216,6 +2237,7 @@ static int setup_state(lua_State *L)
 
     lua_register(L, "test", l_test);
     lua_register(L, "sleep", l_sleep);
+    lua_register(L, "eventually", l_eventually);
     lua_register(L, "tmpdir", l_tmpdir);
     lua_register(L, "free_port", l_free_port);
     luaL_newlib(L, expect_funcs);

@@ -48,6 +48,9 @@
 **        when the file's tests are done. gw:stop/kill return the exit code
 **        (128 + signal when killed) and a description.
 **   sleep(seconds)  tmpdir()  free_port()
+**   eventually(fn, what [, seconds]) -> fn's first truthy result, polling
+**                             every 0.1 s for at most `seconds` (15);
+**                             raises "timed out waiting for <what>"
 **   json.encode(v [, {indent=n, sort=bool}])  json.decode(s)  json.null
 **   json.array([t])  json.is_array(v)
 **   runner.dir runner.file runner.exe      cjson (also via require)

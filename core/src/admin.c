@@ -248,6 +248,14 @@ static void not_allowed(actx *c, const char *allow)
     sg_respond_header(c->res, "Allow", allow);
 }
 
+/* Is the request's method `m`? Else answer 405 naming it. */
+static bool only(actx *c, const char *m)
+{
+    if (method(c, m)) return true;
+    not_allowed(c, m);
+    return false;
+}
+
 /* The request body as a JSON object (required when `need`). */
 static bool read_body(actx *c, bool need)
 {
@@ -432,10 +440,7 @@ static void user_answer(actx *c, const char *id, int status)
 /* POST /users/{id}/{action} */
 static void user_action(actx *c, const char *id, const char *action)
 {
-    if (!method(c, "POST")) {
-        not_allowed(c, "POST");
-        return;
-    }
+    if (!only(c, "POST")) return;
     bool detach = !strcmp(action, "detach");
     if (!read_body(c, detach) || !begin(c, SG_TXN_WRITE)) return;
     sg_status s;
@@ -512,35 +517,22 @@ static void users(actx *c)
 {
     char id[65];
     if (c->nseg == 2) {
-        if (!method(c, "GET")) {
-            not_allowed(c, "GET");
-            return;
-        }
-        {
-            users_list(c);
-            return;
-        }
+        if (!only(c, "GET")) return;
+        users_list(c);
+        return;
     }
     if (!seg_copy(c, 2, id, sizeof id)) return;
     if (c->nseg == 3) {
-        if (!method(c, "GET")) {
-            not_allowed(c, "GET");
-            return;
-        }
+        if (!only(c, "GET")) return;
         if (begin(c, SG_TXN_READ)) user_answer(c, id, 200);
         return;
     }
     char action[32];
     if (c->nseg != 4 || !seg_copy(c, 3, action, sizeof action)) return;
     if (!strcmp(action, "timeline")) {
-        if (!method(c, "GET")) {
-            not_allowed(c, "GET");
-            return;
-        }
-        {
-            events(c, id);
-            return;
-        }
+        if (!only(c, "GET")) return;
+        events(c, id);
+        return;
     }
     user_action(c, id, action);
 }
@@ -551,10 +543,7 @@ static void users(actx *c)
 
 static void invitations(actx *c)
 {
-    if (!method(c, "POST")) {
-        not_allowed(c, "POST");
-        return;
-    }
+    if (!only(c, "POST")) return;
     if (!read_body(c, true)) return;
     json_t *ids = json_object_get(c->body, "users");
     if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > INVITE_MAX) {
@@ -597,10 +586,7 @@ static void invitations(actx *c)
 static void jobs(actx *c)
 {
     if (c->nseg == 2) {
-        if (!method(c, "GET")) {
-            not_allowed(c, "GET");
-            return;
-        }
+        if (!only(c, "GET")) return;
         char *status = sg_query_param(c->req->query, "status");
         char *user = sg_query_param(c->req->query, "user");
         sg_lc_jobs l = {0};
@@ -616,10 +602,7 @@ static void jobs(actx *c)
         admin_error(c->res, 404, "no such admin endpoint");
         return;
     }
-    if (!method(c, "POST")) {
-        not_allowed(c, "POST");
-        return;
-    }
+    if (!only(c, "POST")) return;
     sg_lc_jobs l = {0};
     if (begin(c, SG_TXN_WRITE) && ok(c, sg_lc_job_get(&c->lc, id, &l)) &&
         ok(c, sg_lc_job_end(&c->lc, &l.j[0], "Expired", "expired by an admin")) && commit(c))
@@ -809,16 +792,11 @@ static void devices(actx *c)
     if (c->nseg == 3) {
         char id[65];
         if (!seg_copy(c, 2, id, sizeof id)) return;
-        if (!method(c, "DELETE")) {
-            not_allowed(c, "DELETE");
-            return;
-        }
+        if (!only(c, "DELETE")) return;
         if (!ok(c, sg_device_revoke(pl, c->conn, c->tenant, id, &c->err))) return;
         sg_log(SG_LOG_INFO, "admin", "%s revoked device %s", c->actor, id);
-        {
-            no_content(c);
-            return;
-        }
+        no_content(c);
+        return;
     }
     if (method(c, "GET")) {
         json_t *list = json_array();
@@ -867,10 +845,7 @@ static void tokens(actx *c)
     if (c->nseg == 3) {
         char id[65];
         if (!seg_copy(c, 2, id, sizeof id)) return;
-        if (!method(c, "DELETE")) {
-            not_allowed(c, "DELETE");
-            return;
-        }
+        if (!only(c, "DELETE")) return;
         sg_token_info info;
         sg_status s = c->st->token_info(c->conn, id, &info, &c->err);
         if (s == SG_OK && (info.kind != SG_TOKEN_SCIM || strcmp(info.tenant, c->tenant)))
@@ -880,10 +855,8 @@ static void tokens(actx *c)
             sg_error_set(&c->err, s, NULL, "the tenant has no SCIM token %s", id);
         if (!ok(c, s)) return;
         sg_log(SG_LOG_INFO, "admin", "%s revoked token %s", c->actor, id);
-        {
-            no_content(c);
-            return;
-        }
+        no_content(c);
+        return;
     }
     if (method(c, "GET")) {
         json_t *list = json_array();
@@ -959,10 +932,8 @@ static void settings(actx *c)
         json_decref(data);
         if (!ok(c, s) || !commit(c)) return;
     } else if (!method(c, "GET")) {
-        {
-            not_allowed(c, "GET, PATCH");
-            return;
-        }
+        not_allowed(c, "GET, PATCH");
+        return;
     }
     if (begin(c, SG_TXN_READ)) {
         json_t *all = json_deep_copy(sg_lc_settings(&c->lc));
@@ -977,10 +948,7 @@ static void alerts(actx *c)
             admin_error(c->res, 404, "no such alert");
             return;
         }
-        if (!method(c, "DELETE")) {
-            not_allowed(c, "DELETE");
-            return;
-        }
+        if (!only(c, "DELETE")) return;
         if (begin(c, SG_TXN_WRITE) &&
             ok(c, c->st->setting_set(c->conn, c->tenant, "purge_paused", NULL, &c->err)) &&
             ok(c, sg_event_add(c->st, c->conn, c->tenant, &c->lc.actor, "alert.cleared", NULL, NULL,
@@ -989,10 +957,7 @@ static void alerts(actx *c)
             no_content(c);
         return;
     }
-    if (!method(c, "GET")) {
-        not_allowed(c, "GET");
-        return;
-    }
+    if (!only(c, "GET")) return;
     if (!begin(c, SG_TXN_READ)) return;
     const char *paused = json_string_value(json_object_get(sg_lc_settings(&c->lc), "purge_paused"));
     json_t *list = json_array();
@@ -1013,10 +978,7 @@ static void scripts(actx *c, bool reload)
         admin_error(c->res, 403, "only an operator may do this");
         return;
     }
-    if (!method(c, reload ? "POST" : "GET")) {
-        not_allowed(c, reload ? "POST" : "GET");
-        return;
-    }
+    if (!only(c, reload ? "POST" : "GET")) return;
     if (reload) {
         uint64_t gen = sg_scripts_reload();
         sg_log(SG_LOG_INFO, "admin", "%s reloaded the scripts: generation %llu", c->actor,
@@ -1059,6 +1021,35 @@ static bool tenant_allowed(actx *c)
     return ok(c, s);
 }
 
+static void approvals(actx *c)
+{
+    if (method(c, "GET"))
+        approvals_get(c);
+    else if (method(c, "POST"))
+        approvals_post(c);
+    else
+        not_allowed(c, "GET, POST");
+}
+
+static void changes(actx *c)
+{
+    if (only(c, "GET")) events(c, NULL);
+}
+
+/* /admin/v1/{T}/<name>...: the handler and how many segments it takes. */
+static const struct {
+    const char *name;
+    int max_segments;
+    bool device; /* an admin device may call it */
+    void (*fn)(actx *c);
+} tenant_routes[] = {
+    {"approvals", 2, true, approvals},      {"users", 4, false, users},
+    {"invitations", 2, false, invitations}, {"jobs", 4, false, jobs},
+    {"changes", 2, false, changes},         {"settings", 2, false, settings},
+    {"alerts", 3, false, alerts},           {"devices", 3, false, devices},
+    {"tokens", 3, false, tokens},
+};
+
 static void tenant_endpoint(actx *c)
 {
     if (!tenant_allowed(c)) return;
@@ -1067,57 +1058,10 @@ static void tenant_endpoint(actx *c)
                     .tenant = c->tenant,
                     .actor = {c->actor, c->req->request_id},
                     .err = &c->err};
-    if (seg_is(c, 1, "approvals") && c->nseg == 2) {
-        if (method(c, "GET")) {
-            approvals_get(c);
-            return;
-        }
-        if (method(c, "POST")) {
-            approvals_post(c);
-            return;
-        }
-        {
-            not_allowed(c, "GET, POST");
-            return;
-        }
-    }
-    if (!admin_only(c)) return;
-    if (seg_is(c, 1, "users") && c->nseg <= 4) {
-        users(c);
-        return;
-    }
-    if (seg_is(c, 1, "invitations") && c->nseg == 2) {
-        invitations(c);
-        return;
-    }
-    if (seg_is(c, 1, "jobs") && c->nseg <= 4) {
-        jobs(c);
-        return;
-    }
-    if (seg_is(c, 1, "changes") && c->nseg == 2) {
-        if (!method(c, "GET")) {
-            not_allowed(c, "GET");
-            return;
-        }
-        {
-            events(c, NULL);
-            return;
-        }
-    }
-    if (seg_is(c, 1, "settings") && c->nseg == 2) {
-        settings(c);
-        return;
-    }
-    if (seg_is(c, 1, "alerts") && c->nseg <= 3) {
-        alerts(c);
-        return;
-    }
-    if (seg_is(c, 1, "devices") && c->nseg <= 3) {
-        devices(c);
-        return;
-    }
-    if (seg_is(c, 1, "tokens") && c->nseg <= 3) {
-        tokens(c);
+    for (size_t i = 0; i < SG_ARRAY_LEN(tenant_routes); i++) {
+        if (!seg_is(c, 1, tenant_routes[i].name) || c->nseg > tenant_routes[i].max_segments)
+            continue;
+        if (tenant_routes[i].device || admin_only(c)) tenant_routes[i].fn(c);
         return;
     }
     admin_error(c->res, 404, "no such admin endpoint");

@@ -271,6 +271,38 @@ static sg_status fetch_cb(void *ud, const sg_resource *r)
     return f->body ? SG_OK : SG_EINTERNAL;
 }
 
+/* Write `body` as version `version` of user `id` (created at `created`):
+ * a new row when `expected` is 0, else in place of version `expected`. */
+static sg_status store_user(sg_lc *lc, json_t *body, const char *id, int64_t version,
+                            const char *created, int64_t expected)
+{
+    const sg_rtdef *rt = sg_rt(SG_RT_USER);
+    sg_keyset ks = {0};
+    sg_buf text = {0};
+    sg_status s = sg_resource_finish(rt, body, lc->err);
+    if (s == SG_OK &&
+        (sg_resource_keys(rt, body, id, &ks) != SG_OK || sg_json_dump(body, &text) != SG_OK))
+        s = sg_error_set(lc->err, SG_ENOMEM, NULL, "out of memory");
+    if (s == SG_OK) {
+        char now[SG_TIME_MAX];
+        sg_format_time(sg_now_ms(), now);
+        sg_resource r = {.type = SG_RT_USER,
+                         .id = id,
+                         .version = version,
+                         .created = created,
+                         .modified = now,
+                         .json = text.data,
+                         .json_len = text.len,
+                         .keys = ks.keys,
+                         .nkeys = ks.n};
+        s = expected ? lc->st->replace(lc->conn, lc->tenant, &r, expected, lc->err)
+                     : lc->st->create(lc->conn, lc->tenant, &r, lc->err);
+    }
+    sg_keyset_free(&ks);
+    sg_buf_free(&text);
+    return s;
+}
+
 sg_status sg_lc_edit(sg_lc *lc, const char *user_id, sg_lc_edit_fn edit, void *ud, int64_t *version)
 {
     fetched f = {0};
@@ -283,40 +315,24 @@ sg_status sg_lc_edit(sg_lc *lc, const char *user_id, sg_lc_edit_fn edit, void *u
         ext = json_object();
         json_object_set_new(f.body, SG_LIFECYCLE_URN, ext);
     }
-    const char *before = sg_lc_state(f.body);
+    json_t *before = json_deep_copy(f.body);
     char from[32];
-    snprintf(from, sizeof from, "%s", before);
+    snprintf(from, sizeof from, "%s", sg_lc_state(f.body));
     s = edit(ud, f.body, ext, lc->err);
-    const sg_rtdef *rt = sg_rt(SG_RT_USER);
-    sg_keyset ks = {0};
-    sg_buf text = {0};
-    if (s == SG_OK && (sg_resource_finish(rt, f.body, lc->err) != SG_OK ||
-                       sg_resource_keys(rt, f.body, user_id, &ks) != SG_OK ||
-                       sg_json_dump(f.body, &text) != SG_OK))
-        s = sg_error_set(lc->err, SG_ENOMEM, NULL, "out of memory");
-    if (s == SG_OK) {
-        char now[SG_TIME_MAX];
-        sg_format_time(sg_now_ms(), now);
-        sg_resource r = {.type = SG_RT_USER,
-                         .id = f.id,
-                         .version = f.version + 1,
-                         .created = f.created,
-                         .modified = now,
-                         .json = text.data,
-                         .json_len = text.len,
-                         .keys = ks.keys,
-                         .nkeys = ks.n};
-        s = lc->st->replace(lc->conn, lc->tenant, &r, f.version, lc->err);
-        if (s == SG_OK && version) *version = r.version;
+    int64_t v = f.version;
+    if (s == SG_OK && !json_equal(before, f.body)) {
+        /* a change is a new version; an edit that changed nothing writes nothing */
+        v = f.version + 1;
+        s = store_user(lc, f.body, f.id, v, f.created, f.version);
     }
+    if (s == SG_OK && version) *version = v;
     if (s == SG_OK && strcmp(from, sg_lc_state(f.body))) {
         json_t *data = json_pack("{ssss}", "from", from, "to", sg_lc_state(f.body));
         s = sg_event_add(lc->st, lc->conn, lc->tenant, &lc->actor, "user.state_changed", user_id,
                          data, lc->err);
         json_decref(data);
     }
-    sg_keyset_free(&ks);
-    sg_buf_free(&text);
+    json_decref(before);
     json_decref(f.body);
     return s;
 }
@@ -374,13 +390,18 @@ sg_status sg_lc_invite(sg_lc *lc, const char *user_id, bool resend, char *job_id
     return s;
 }
 
-/* Back to Staged when the user still waits for this invitation. */
-static sg_status unstage_cb(void *ud, json_t *body, json_t *ext, sg_error *err)
+/* A user waiting for its invitation (PendingApproval) moves on to ud's
+ * state: back to Staged, or Invited; a user in another state stays. */
+static sg_status from_pending_cb(void *ud, json_t *body, json_t *ext, sg_error *err)
 {
-    (void)ud;
     (void)err;
-    if (!strcmp(sg_lc_state(body), SG_STATE_PENDING)) set_state(ext, SG_STATE_STAGED);
+    if (!strcmp(sg_lc_state(body), SG_STATE_PENDING)) set_state(ext, ud);
     return SG_OK;
+}
+
+static sg_status unstage(sg_lc *lc, const char *user_id)
+{
+    return sg_lc_edit(lc, user_id, from_pending_cb, (void *)SG_STATE_STAGED, NULL);
 }
 
 /* Does the user have another open job than `except`? */
@@ -404,7 +425,7 @@ sg_status sg_lc_job_end(sg_lc *lc, const sg_job *job, const char *status, const 
     bool other = false;
     if (s == SG_OK) s = other_open_job(lc, job->user_id, job->id, &other);
     if (s == SG_OK && !other) {
-        s = sg_lc_edit(lc, job->user_id, unstage_cb, NULL, NULL);
+        s = unstage(lc, job->user_id);
         if (s == SG_ENOTFOUND) s = SG_OK; /* deleted meanwhile: nothing to stage */
     }
     return s;
@@ -499,30 +520,12 @@ sg_status sg_lc_restore(sg_lc *lc, const char *user_id)
         if (prior && !strcmp(prior, SG_STATE_PENDING))
             json_object_set_new(ext, "priorState", json_string(SG_STATE_STAGED));
     }
-    const sg_rtdef *rt = sg_rt(SG_RT_USER);
-    sg_keyset ks = {0};
-    sg_buf text = {0};
-    if (sg_resource_keys(rt, t.body, user_id, &ks) != SG_OK || sg_json_dump(t.body, &text) != SG_OK)
-        s = sg_error_set(lc->err, SG_ENOMEM, NULL, "out of memory");
-    if (s == SG_OK) {
-        char now[SG_TIME_MAX];
-        sg_format_time(sg_now_ms(), now);
-        sg_resource r = {.type = SG_RT_USER,
-                         .id = user_id,
-                         .version = t.version + 1,
-                         .created = t.created,
-                         .modified = now,
-                         .json = text.data,
-                         .json_len = text.len,
-                         .keys = ks.keys,
-                         .nkeys = ks.n};
-        s = lc->st->create(lc->conn, lc->tenant, &r, lc->err);
-        if (s == SG_ECONFLICT) {
-            char detail[SG_DETAIL_MAX];
-            snprintf(detail, sizeof detail, "%s", lc->err->detail);
-            sg_error_set(lc->err, SG_ECONFLICT, NULL,
-                         "cannot restore: another user holds its unique values now (%s)", detail);
-        }
+    s = store_user(lc, t.body, user_id, t.version + 1, t.created, 0);
+    if (s == SG_ECONFLICT) {
+        char detail[SG_DETAIL_MAX];
+        snprintf(detail, sizeof detail, "%s", lc->err->detail);
+        sg_error_set(lc->err, SG_ECONFLICT, NULL,
+                     "cannot restore: another user holds its unique values now (%s)", detail);
     }
     if (s == SG_OK) s = lc->st->tombstone_remove(lc->conn, lc->tenant, user_id, lc->err);
     if (s == SG_OK) {
@@ -532,21 +535,11 @@ sg_status sg_lc_restore(sg_lc *lc, const char *user_id)
                          lc->err);
         json_decref(data);
     }
-    sg_keyset_free(&ks);
-    sg_buf_free(&text);
     json_decref(t.body);
     return s;
 }
 
 /* ---- the outbox's part ----------------------------------------------------------------- */
-
-static sg_status invited_cb(void *ud, json_t *body, json_t *ext, sg_error *err)
-{
-    (void)ud;
-    (void)err;
-    if (!strcmp(sg_lc_state(body), SG_STATE_PENDING)) set_state(ext, SG_STATE_INVITED);
-    return SG_OK;
-}
 
 sg_status sg_lc_dispatch_check(sg_lc *lc, const sg_job *job, bool *deliver, json_t **user)
 {
@@ -577,7 +570,7 @@ sg_status sg_lc_dispatch_check(sg_lc *lc, const sg_job *job, bool *deliver, json
             s = sg_lc_new_job(lc, job->user_id, f.version, address,
                               sg_lc_setting_ms(lc, "approval_ttl", SG_APPROVAL_TTL_MS), job_id);
         else if (s == SG_OK)
-            s = sg_lc_edit(lc, job->user_id, unstage_cb, NULL, NULL);
+            s = unstage(lc, job->user_id);
     } else {
         *deliver = true;
         *user = f.body;
@@ -592,7 +585,8 @@ sg_status sg_lc_dispatch_done(sg_lc *lc, const sg_job *job, int result, const ch
 {
     if (result == 0) {
         sg_status s = job_set(lc, job, "Delivered", NULL);
-        if (s == SG_OK) s = sg_lc_edit(lc, job->user_id, invited_cb, NULL, NULL);
+        if (s == SG_OK)
+            s = sg_lc_edit(lc, job->user_id, from_pending_cb, (void *)SG_STATE_INVITED, NULL);
         return s == SG_ENOTFOUND ? SG_OK : s;
     }
     char why[400];
@@ -635,7 +629,7 @@ sg_status sg_lc_job_expired(sg_lc *lc, const sg_job *job)
     bool other = false;
     if (s == SG_OK) s = other_open_job(lc, job->user_id, job->id, &other);
     if (s == SG_OK && !other) {
-        s = sg_lc_edit(lc, job->user_id, unstage_cb, NULL, NULL);
+        s = unstage(lc, job->user_id);
         if (s == SG_ENOTFOUND) s = SG_OK;
     }
     return s;

@@ -15,14 +15,6 @@ local function call(token, method, path, body, base)
 end
 local function api(method, path, body) return call(gw.admin_token, method, path, body) end
 
-local function eventually(fn, what, seconds)
-  for _ = 1, (seconds or 10) * 10 do
-    local v = fn()
-    if v then return v end
-    sleep(0.1)
-  end
-  error("timed out waiting for " .. what)
-end
 
 local n = 0
 local function new_user(extra)

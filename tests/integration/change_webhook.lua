@@ -18,14 +18,6 @@ local function api(method, path, body)
                       body = body and json.encode(body), raw = true}
 end
 
-local function eventually(fn, what)
-  for _ = 1, 150 do
-    local v = fn()
-    if v then return v end
-    sleep(0.1)
-  end
-  error("timed out waiting for " .. what)
-end
 
 -- The requests the sink stored: {head = "...", body = decoded JSON}, in order.
 local function received()

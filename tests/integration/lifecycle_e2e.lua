@@ -40,14 +40,6 @@ local function count(t)
   return n
 end
 
-local function eventually(fn, what, seconds)
-  for _ = 1, (seconds or 15) * 10 do
-    local v = fn()
-    if v then return v end
-    sleep(0.1)
-  end
-  error("timed out waiting for " .. what)
-end
 
 local sink = start_sink()
 local gw = gateway.start{config = {["outbox.poll"] = "200ms", ["outbox.lease"] = "3s",

@@ -20,15 +20,6 @@ local gw = gateway.start{scripts = dir,
                          config = {["limits.lua_instructions"] = "200000",
                                    ["limits.lua_memory"] = "8MiB"}}
 
--- Wait until a request shows a change (the watcher looks once a second).
-local function eventually(fn, what)
-  for _ = 1, 60 do
-    if fn() then return end
-    sleep(0.1)
-  end
-  error("timed out waiting for " .. what)
-end
-
 local n = 0
 local function new_user(extra)
   n = n + 1
