@@ -2073,7 +2073,10 @@ static int l_gw_logtail(lua_State *L)
     return 1;
 }
 
-/* gateway.start{env =, scripts =, config =, tenant =} -> gw [-1, +1, e] */
+static int push_gw(lua_State *L, struct gw *g);
+
+/* gateway.start{env =, scripts =, config =, tenant =, operator =, join =}
+ * -> gw [-1, +1, e] */
 static int l_gateway_start(lua_State *L)
 {
     char listen[32];
@@ -2104,6 +2107,23 @@ static int l_gateway_start(lua_State *L)
         !strv_push(&g->args, "--listen") || !strv_push(&g->args, listen))
         return luaL_error(L, "gateway.start: out of memory");
 
+    /* join = gw: another node of the same deployment (same storage, same
+     * server key): reuse its tenant and credentials instead of making new
+     * ones. */
+    struct gw *peer = NULL;
+    if (lua_getfield(L, 1, "join") == LUA_TTABLE) {
+        lua_getfield(L, -1, "_handle");
+        void *h = lua_touserdata(L, -1);
+        for (struct gw *o = R.gws; o != NULL; o = o->next)
+            if (o == h && o != g) peer = o;
+        if (peer == NULL) return luaL_error(L, "gateway.start: join must be a started gateway");
+        lua_pop(L, 1);
+        char *key = xasprintf("%s/server.key", peer->data);
+        if (key == NULL || !strv_push(&g->args, "--server_key") || !strv_push(&g->args, key))
+            return luaL_error(L, "gateway.start: out of memory");
+        free(key); /* strv_push copies */
+    }
+    lua_pop(L, 1);
     const char *scripts = opt_string_field(L, 1, "scripts", NULL, NULL);
     if (scripts != NULL && (!strv_push(&g->args, "--scripts") || !strv_push(&g->args, scripts)))
         return luaL_error(L, "gateway.start: out of memory");
@@ -2116,7 +2136,18 @@ static int l_gateway_start(lua_State *L)
     if (ty != LUA_TTABLE && ty != LUA_TNIL)
         return luaL_error(L, "gateway.start: env must be a table");
     gw_build_env(L, g, ty == LUA_TTABLE ? lua_gettop(L) : 0);
+    if (peer != NULL) {
+        g->tenant = strdup(peer->tenant);
+        g->url = xasprintf("%s/scim/v2/%s", g->base, peer->tenant);
+        g->token = strdup(peer->token);
+        g->admin_token = strdup(peer->admin_token);
+        if (!g->tenant || !g->url || !g->token || !g->admin_token)
+            return luaL_error(L, "gateway.start: out of memory");
+        gw_start_serve(L, g);
+        return push_gw(L, g);
+    }
     const char *name = opt_string_field(L, 1, "tenant", "test", NULL);
+    const char *op = opt_string_field(L, 1, "operator", "test-operator", NULL);
 
     const char *create[3] = {"tenant", "create", name};
     gw_setup_cmd(L, g, create, 3);
@@ -2136,7 +2167,7 @@ static int l_gateway_start(lua_State *L)
     if (g->token == NULL) return luaL_error(L, "gateway.start: out of memory");
 
     /* An operator for the admin API: gw.admin_token. */
-    const char *adm[4] = {"admin", "create", "--operator", "test-operator"};
+    const char *adm[4] = {"admin", "create", "--operator", op};
     gw_setup_cmd(L, g, adm, 4);
     json_t *aj = json_loads(lua_tostring(L, -1), 0, NULL);
     const char *at = json_string_value(json_object_get(aj, "token"));
@@ -2145,7 +2176,12 @@ static int l_gateway_start(lua_State *L)
     if (g->admin_token == NULL) return luaL_error(L, "gateway.start: no admin token");
 
     gw_start_serve(L, g);
+    return push_gw(L, g);
+}
 
+/* The Lua object of a started gateway. [-0, +1, m] */
+static int push_gw(lua_State *L, struct gw *g)
+{
     lua_createtable(L, 0, 12);
     luaL_setmetatable(L, GW_MT);
     lua_pushstring(L, g->url);

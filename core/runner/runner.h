@@ -36,7 +36,11 @@
 **   http.get(url [, headers [, opts]])  http.delete(url [, headers [, opts]])
 **   http.post/put/patch(url, body [, headers [, opts]])
 **   http.escape(s)            percent-encode a query value
-**   gateway.start{env=, scripts=, config=, tenant=} -> gw
+**   gateway.start{env=, scripts=, config=, tenant=, operator=, join=} -> gw
+**        tenant= and operator= name the tenant and the operator admin it
+**        creates ("test", "test-operator"); join = gw starts another node
+**        of gw's deployment (give it the same storage config): it uses
+**        gw's server key, tenant and tokens and creates nothing.
 **        gw.url gw.base gw.tenant gw.token gw.admin_token gw.data gw.pid
 **        gw.port gw.log; gw:stop() gw:kill() gw:restart() gw:run(...)
 **        gw:auth() gw:logtail([n]) gw:running()

@@ -10,10 +10,14 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -213,6 +217,8 @@ void store_reopen(void)
     open_store();
 }
 
+static void lock_store(int how);
+
 void setup(void)
 {
     load_plugin();
@@ -224,6 +230,7 @@ void setup(void)
     snprintf(nonce, sizeof nonce, "t%x%lx", (unsigned)getpid(), (unsigned long)t.tv_nsec);
     nnames = 0;
     open_store();
+    lock_store(LOCK_SH);
 }
 
 static void rm_rf(const char *path)
@@ -250,12 +257,23 @@ void teardown(void)
     if (DATA_DIR[0]) rm_rf(DATA_DIR);
 }
 
+static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
+
 const char *nm(const char *base)
 {
-    cr_assert(nnames < 512, "too many names in one test");
-    char *s = names[nnames++];
+    pthread_mutex_lock(&names_mu);
+    int i = nnames < 512 ? nnames++ : -1;
+    pthread_mutex_unlock(&names_mu);
+    cr_assert(i >= 0, "too many names in one test");
+    char *s = names[i];
     snprintf(s, sizeof names[0], "%s-%s", nonce, base);
     return s;
+}
+
+int is_mine(const char *name)
+{
+    size_t n = strlen(nonce);
+    return name && !strncmp(name, nonce, n) && name[n] == '-';
 }
 
 /* ---- fixtures ------------------------------------------------------------------------ */
@@ -528,4 +546,29 @@ sg_status search(const char *tenant, const sg_query *q, rows *r, sg_search_out *
         cr_assert(ok, "residual is neither the root nor a child of a top-level AND");
     }
     return st;
+}
+
+/*
+** On a shared database every test holds a shared lock on one file for its
+** whole process; a test whose calls span every tenant turns it into an
+** exclusive one (alone_with_the_store), so no other test runs beside it.
+** The lock goes with the test's process.
+*/
+static int store_lock_fd = -1;
+
+static void lock_store(int how)
+{
+    if (IS_SQLITE) return;
+    if (store_lock_fd < 0) {
+        char path[128];
+        snprintf(path, sizeof path, "/tmp/scimgate-contract-%u.lock", (unsigned)getuid());
+        store_lock_fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+        cr_assert(store_lock_fd >= 0, "%s: %s", path, strerror(errno));
+    }
+    cr_assert_eq(flock(store_lock_fd, how), 0, "flock: %s", strerror(errno));
+}
+
+void alone_with_the_store(void)
+{
+    lock_store(LOCK_EX);
 }

@@ -61,8 +61,18 @@ void store_reopen(void);
 
 /* ---- names ------------------------------------------------------------------------------ */
 
-/* "<nonce>-<base>", unique to this test; valid until the test ends. */
+/* "<nonce>-<base>", unique to this test; valid until the test ends.
+ * Thread-safe. */
 const char *nm(const char *base);
+/* Whether a name was made by nm() in this test. */
+int is_mine(const char *name);
+
+/* For a test whose calls span every tenant (job_claim, job_expire, the
+ * purges) and would take another test's rows: on a shared database, wait
+ * until no other test runs beside it (every test holds a shared file lock,
+ * this one takes it exclusively, until its process ends). Nothing on a
+ * private store. */
+void alone_with_the_store(void);
 
 /* ---- fixtures ----------------------------------------------------------------------- */
 
