@@ -5,8 +5,8 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libcivetweb-dev liblua5.4-dev lua-cjson-dev
-            libsqlite3-dev libjansson-dev libssl-dev libcurl4-openssl-dev)
-test_pkgs=(libcriterion-dev nginx openssl clang-format curl)
+            libsqlite3-dev libjansson-dev libssl-dev libcurl4-openssl-dev libpq-dev)
+test_pkgs=(libcriterion-dev nginx openssl clang-format curl postgresql-15)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-}" = "--runtime" ] || pkgs+=("${test_pkgs[@]}")
