@@ -10,6 +10,11 @@ command -v wrk >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo;
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2; }
 cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DSG_TESTS=OFF >/dev/null
 cmake --build build/bench -j "$(nproc)" >/dev/null
+# A throw-away PostgreSQL cluster for the benchmarks that compare stores.
+pgdir=/tmp/scimgate-pg-bench
+SG_PG_DSN=$(tests/pg.sh start "$pgdir")
+export SG_PG_DSN
+trap 'tests/pg.sh stop "$pgdir"' EXIT
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=($(cd tests/bench && ls *.lua | sed 's/\.lua$//'))
 for n in "${names[@]}"; do
