@@ -8,8 +8,9 @@ cd "$(dirname "$0")/../.."
 tests/deps.sh
 command -v wrk >/dev/null || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo;
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2; }
-cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DSG_TESTS=OFF >/dev/null
-cmake --build build/bench -j "$(nproc)" >/dev/null
+cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DSG_TESTS=ON >/dev/null
+cmake --build build/bench -j "$(nproc)" --target scimgate bare_http >/dev/null
+export SG_BARE_HTTP=$PWD/build/bench/tests/bare_http
 # A throw-away PostgreSQL cluster for the benchmarks that compare stores.
 pgdir=/tmp/scimgate-pg-bench
 SG_PG_DSN=$(tests/pg.sh start "$pgdir")
