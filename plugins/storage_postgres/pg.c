@@ -281,7 +281,7 @@ static char *xstrdup(const sg_host *h, const char *s)
     return d;
 }
 
-static sg_status oom(sg_error *err)
+sg_status pg_oom(sg_error *err)
 {
     return sg_error_set(err, SG_ENOMEM, NULL, "out of memory");
 }
@@ -291,16 +291,9 @@ static const char *rtype_name(sg_rtype t)
     return t == SG_RT_GROUP ? "Group" : "User";
 }
 
-static int valid_rtype(sg_rtype t)
+int pg_valid_rtype(sg_rtype t)
 {
     return t == SG_RT_USER || t == SG_RT_GROUP;
-}
-
-/* Rows changed by the statement that produced r. */
-static int64_t changed(const PGresult *r)
-{
-    const char *s = PQcmdTuples((PGresult *)r);
-    return s && *s ? strtoll(s, NULL, 10) : 0;
 }
 
 /* ---- parameters ---------------------------------------------------------------- */
@@ -599,7 +592,7 @@ static sg_status use_dynamic(sg_conn *c, const char *sql, char buf[32], sg_error
         char dealloc[48];
         snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", buf);
         PQclear(PQexec(c->pg, dealloc));
-        return oom(err);
+        return pg_oom(err);
     }
     d->hash = h;
     d->id = id;
@@ -643,7 +636,7 @@ sg_status pg_exec(sg_conn *c, const char *name, const char *sql, const pg_params
     if (p && p->overflow)
         return p->n >= PG_MAX_PARAMS
                    ? sg_error_set(err, SG_ETOOMANY, NULL, "too many values in one statement")
-                   : oom(err);
+                   : pg_oom(err);
     sg_status st = ensure_conn(c, err);
     if (st != SG_OK) return st;
     char buf[32];
@@ -671,16 +664,22 @@ sg_status pg_exec(sg_conn *c, const char *name, const char *sql, const pg_params
     return SG_OK;
 }
 
-/* A fixed statement: its name (prepared once per connection) and text. */
-typedef struct pg_stmt {
-    const char *name;
-    const char *sql;
-} pg_stmt;
-
-static sg_status run(sg_conn *c, const pg_stmt *s, const pg_params *p, PGresult **out,
-                     sg_error *err)
+sg_status pg_run(sg_conn *c, const pg_stmt *s, const pg_params *p, PGresult **out, sg_error *err)
 {
     return pg_exec(c, s->name, s->sql, p, out, err);
+}
+
+sg_status pg_run_changed(sg_conn *c, const pg_stmt *s, pg_params *p, int64_t *n, sg_error *err)
+{
+    PGresult *r;
+    sg_status st = pg_run(c, s, p, &r, err);
+    pg_params_free(p);
+    *n = 0;
+    if (st != SG_OK) return st;
+    const char *tag = PQcmdTuples(r);
+    *n = tag && *tag ? strtoll(tag, NULL, 10) : 0;
+    PQclear(r);
+    return SG_OK;
 }
 
 /* Run transaction control (no parameters) through the simple protocol.
@@ -708,10 +707,22 @@ const char *pg_text(const PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 }
 
-/* "" for SQL NULL. */
-static const char *col_text(const PGresult *r, int row, int col)
+const char *pg_str(const PGresult *r, int row, int col)
 {
     return PQgetvalue(r, row, col);
+}
+
+sg_resource pg_resource_row(const PGresult *r, int row, sg_rtype type)
+{
+    return (sg_resource){
+        .type = type,
+        .id = pg_str(r, row, 0),
+        .version = pg_i64(r, row, 1),
+        .created = pg_str(r, row, 2),
+        .modified = pg_str(r, row, 3),
+        .json = pg_str(r, row, 4),
+        .json_len = (size_t)PQgetlength(r, row, 4),
+    };
 }
 
 static int hexval(char ch)
@@ -836,11 +847,11 @@ sg_status pg_wend(sg_conn *c, int implicit, sg_status st, sg_error *err)
 static sg_status run_atomic(sg_conn *c, const pg_stmt *s, const pg_params *p, PGresult **out,
                             sg_error *err)
 {
-    if (!c->in_txn && !c->savepoint) return run(c, s, p, out, err);
+    if (!c->in_txn && !c->savepoint) return pg_run(c, s, p, out, err);
     int implicit;
     sg_status st = pg_wbegin(c, &implicit, err);
     if (st != SG_OK) return st;
-    st = pg_wend(c, implicit, run(c, s, p, out, err), err);
+    st = pg_wend(c, implicit, pg_run(c, s, p, out, err), err);
     if (st != SG_OK && out && *out) { /* the release failed after a result */
         PQclear(*out);
         *out = NULL;
@@ -873,7 +884,7 @@ sg_status pg_tid(sg_conn *c, const char *tenant, int64_t *tid, sg_error *err)
     PGresult *r;
     pg_params_init(&p);
     pg_param_text(&p, tenant);
-    sg_status st = run(c, &TENANT_TID, &p, &r, err);
+    sg_status st = pg_run(c, &TENANT_TID, &p, &r, err);
     pg_params_free(&p);
     if (st != SG_OK) return st;
     if (PQntuples(r) == 1) {
@@ -937,7 +948,7 @@ static sg_status parse_opts(struct pg_instance *in, const sg_kv *opts, size_t no
         return sg_error_set(err, SG_EINVALID, NULL,
                             "option \"dsn\" (storage.dsn) is required: a libpq connection string");
     in->base.dsn = xstrdup(in->base.host, dsn);
-    return in->base.dsn ? SG_OK : oom(err);
+    return in->base.dsn ? SG_OK : pg_oom(err);
 }
 
 /*
@@ -1060,7 +1071,7 @@ static sg_status st_open(const sg_host *host, const char *data_dir, const sg_kv 
 {
     *out = NULL;
     struct pg_instance *in = host->alloc(sizeof *in);
-    if (!in) return oom(err);
+    if (!in) return pg_oom(err);
     memset(in, 0, sizeof *in);
     in->base.host = host;
     sg_status s = parse_opts(in, opts, nopts, err);
@@ -1102,14 +1113,14 @@ static sg_status st_connect(sg_storage *st, sg_conn **out, sg_error *err)
     const sg_host *h = st->host;
     *out = NULL;
     sg_conn *c = h->alloc(sizeof *c);
-    if (!c) return oom(err);
+    if (!c) return pg_oom(err);
     memset(c, 0, sizeof *c);
     c->st = st;
     c->host = h;
     c->priv = h->alloc(sizeof(struct pg_priv));
     if (!c->priv) {
         st_disconnect(c);
-        return oom(err);
+        return pg_oom(err);
     }
     memset(c->priv, 0, sizeof(struct pg_priv));
     c->pg = dial((const struct pg_instance *)st);
@@ -1149,7 +1160,7 @@ static sg_status tenant_clash(sg_conn *c, const sg_tenant *t, sg_error *err)
     pg_params_init(&p);
     pg_param_text(&p, t->id);
     pg_param_text(&p, t->name);
-    sg_status st = run(c, &TENANT_TAKEN, &p, &r, err);
+    sg_status st = pg_run(c, &TENANT_TAKEN, &p, &r, err);
     pg_params_free(&p);
     if (st != SG_OK) return st;
     int by_id = PQntuples(r) == 1 && pg_i64(r, 0, 0) == 1;
@@ -1172,17 +1183,14 @@ static sg_status st_tenant_create(sg_conn *c, const sg_tenant *t, sg_error *err)
     char now[SG_TIME_MAX];
     if (!t->created) c->host->format_time(c->host->now_ms(), now);
     pg_params p;
-    PGresult *r;
+    int64_t n;
     pg_params_init(&p);
     pg_param_text(&p, t->id);
     pg_param_text(&p, t->name);
     pg_param_text(&p, t->created ? t->created : now);
     pg_param_i64(&p, t->disabled ? 1 : 0);
-    sg_status st = run(c, &TENANT_INS, &p, &r, err);
-    pg_params_free(&p);
+    sg_status st = pg_run_changed(c, &TENANT_INS, &p, &n, err);
     if (st != SG_OK) return st;
-    int64_t n = changed(r);
-    PQclear(r);
     return n == 1 ? SG_OK : tenant_clash(c, t, err);
 }
 
@@ -1191,9 +1199,9 @@ static void tenant_rows(const PGresult *r, sg_tenant_fn fn, void *ud)
 {
     for (int i = 0; i < PQntuples(r); i++) {
         sg_tenant t = {
-            .id = col_text(r, i, 0),
-            .name = col_text(r, i, 1),
-            .created = col_text(r, i, 2),
+            .id = pg_str(r, i, 0),
+            .name = pg_str(r, i, 1),
+            .created = pg_str(r, i, 2),
             .disabled = pg_i64(r, i, 3) != 0,
         };
         if (fn(ud, &t)) break;
@@ -1208,7 +1216,7 @@ static sg_status st_tenant_get(sg_conn *c, const char *id_or_name, sg_tenant_fn 
     PGresult *r;
     pg_params_init(&p);
     pg_param_text(&p, id_or_name);
-    sg_status st = run(c, &TENANT_GET, &p, &r, err);
+    sg_status st = pg_run(c, &TENANT_GET, &p, &r, err);
     pg_params_free(&p);
     if (st != SG_OK) return st;
     if (PQntuples(r) == 0)
@@ -1223,7 +1231,7 @@ static sg_status st_tenant_list(sg_conn *c, sg_tenant_fn fn, void *ud, sg_error 
 {
     if (!fn) return sg_error_set(err, SG_EINVALID, NULL, "no callback");
     PGresult *r;
-    sg_status st = run(c, &TENANT_LIST, NULL, &r, err);
+    sg_status st = pg_run(c, &TENANT_LIST, NULL, &r, err);
     if (st != SG_OK) return st;
     tenant_rows(r, fn, ud);
     PQclear(r);
@@ -1234,15 +1242,12 @@ static sg_status st_tenant_set_disabled(sg_conn *c, const char *id, int disabled
 {
     if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no tenant given");
     pg_params p;
-    PGresult *r;
+    int64_t n;
     pg_params_init(&p);
     pg_param_text(&p, id);
     pg_param_i64(&p, disabled ? 1 : 0);
-    sg_status st = run(c, &TENANT_DISABLE, &p, &r, err);
-    pg_params_free(&p);
+    sg_status st = pg_run_changed(c, &TENANT_DISABLE, &p, &n, err);
     if (st != SG_OK) return st;
-    int64_t n = changed(r);
-    PQclear(r);
     return n ? SG_OK : sg_error_set(err, SG_ENOTFOUND, NULL, "no such tenant");
 }
 
@@ -1294,7 +1299,7 @@ static sg_status st_token_create(sg_conn *c, const sg_token *t, sg_error *err)
     sg_status st = check_token(t, err);
     if (st != SG_OK || (st = owner_of(c, t->tenant, &tid, err)) != SG_OK) return st;
     pg_params p;
-    PGresult *r;
+    int64_t n;
     pg_params_init(&p);
     pg_param_text(&p, t->id);
     pg_param_i64(&p, tid);
@@ -1306,11 +1311,8 @@ static sg_status st_token_create(sg_conn *c, const sg_token *t, sg_error *err)
     pg_param_text(&p, t->last_addr);
     pg_param_i64(&p, (int64_t)t->kind);
     pg_param_text(&p, t->subject);
-    st = run(c, &TOKEN_INS, &p, &r, err);
-    pg_params_free(&p);
+    st = pg_run_changed(c, &TOKEN_INS, &p, &n, err);
     if (st != SG_OK) return st;
-    int64_t n = changed(r);
-    PQclear(r);
     return n == 1 ? SG_OK
                   : sg_error_set(err, SG_ECONFLICT, "uniqueness", "token id already exists");
 }
@@ -1320,8 +1322,8 @@ static sg_status st_token_create(sg_conn *c, const sg_token *t, sg_error *err)
 static int token_info_row(const PGresult *r, sg_token_info *out)
 {
     int is_op = pg_i64(r, 0, 7) != 0;
-    const char *tenant = is_op ? "" : col_text(r, 0, 0);
-    const char *subject = col_text(r, 0, 6);
+    const char *tenant = is_op ? "" : pg_str(r, 0, 0);
+    const char *subject = pg_str(r, 0, 6);
     size_t tn = strlen(tenant), sn = strlen(subject);
     if (tn >= sizeof out->tenant || (!is_op && !tn) || sn >= sizeof out->subject) return 0;
     memset(out, 0, sizeof *out);
@@ -1342,7 +1344,7 @@ static sg_status st_token_info(sg_conn *c, const char *id, sg_token_info *out, s
     PGresult *r;
     pg_params_init(&p);
     pg_param_text(&p, id);
-    sg_status st = run(c, &TOKEN_INFO, &p, &r, err);
+    sg_status st = pg_run(c, &TOKEN_INFO, &p, &r, err);
     pg_params_free(&p);
     if (st != SG_OK) return st;
     if (PQntuples(r) == 0) {
@@ -1366,7 +1368,7 @@ static sg_status st_token_list(sg_conn *c, const char *tenant, sg_token_fn fn, v
     PGresult *r;
     pg_params_init(&p);
     pg_param_i64(&p, tid);
-    st = run(c, &TOKEN_LIST, &p, &r, err);
+    st = pg_run(c, &TOKEN_LIST, &p, &r, err);
     pg_params_free(&p);
     if (st != SG_OK) return st;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -1376,7 +1378,7 @@ static sg_status st_token_list(sg_conn *c, const char *tenant, sg_token_fn fn, v
             memset(hash, 0, sizeof hash);
         }
         sg_token t = {
-            .id = col_text(r, i, 0),
+            .id = pg_str(r, i, 0),
             .tenant = tid ? tenant : "",
             .hash = hash,
             .created_ms = pg_i64(r, i, 2),
@@ -1401,17 +1403,14 @@ static sg_status st_token_update(sg_conn *c, const char *tenant, const char *id,
     sg_status st = owner_of(c, tenant, &tid, err);
     if (st != SG_OK) return st;
     pg_params p;
-    PGresult *r;
+    int64_t n;
     pg_params_init(&p);
     pg_param_i64(&p, tid);
     pg_param_text(&p, id);
     pg_param_i64(&p, expires_ms);
     pg_param_i64(&p, revoked_ms);
-    st = run(c, &TOKEN_UPDATE, &p, &r, err);
-    pg_params_free(&p);
+    st = pg_run_changed(c, &TOKEN_UPDATE, &p, &n, err);
     if (st != SG_OK) return st;
-    int64_t n = changed(r);
-    PQclear(r);
     return n ? SG_OK : sg_error_set(err, SG_ENOTFOUND, NULL, "no such token");
 }
 
@@ -1420,16 +1419,13 @@ static sg_status st_token_touch(sg_conn *c, const char *id, int64_t when_ms, con
 {
     if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no token id given");
     pg_params p;
-    PGresult *r;
+    int64_t n;
     pg_params_init(&p);
     pg_param_text(&p, id);
     pg_param_i64(&p, when_ms);
     pg_param_text(&p, addr);
-    sg_status st = run(c, &TOKEN_TOUCH, &p, &r, err);
-    pg_params_free(&p);
+    sg_status st = pg_run_changed(c, &TOKEN_TOUCH, &p, &n, err);
     if (st != SG_OK) return st;
-    int64_t n = changed(r);
-    PQclear(r);
     return n ? SG_OK : sg_error_set(err, SG_ENOTFOUND, NULL, "no such token");
 }
 
@@ -1456,18 +1452,15 @@ static sg_status st_admin_create(sg_conn *c, const sg_admin *a, sg_error *err)
     sg_status st = owner_of(c, a->tenant, &tid, err);
     if (st != SG_OK) return st;
     pg_params p;
-    PGresult *r;
+    int64_t n;
     pg_params_init(&p);
     pg_param_i64(&p, tid);
     pg_param_text(&p, a->login);
     pg_param_text(&p, a->password_hash);
     pg_param_i64(&p, a->created_ms ? a->created_ms : c->host->now_ms());
     pg_param_i64(&p, a->disabled ? 1 : 0);
-    st = run(c, &ADMIN_INS, &p, &r, err);
-    pg_params_free(&p);
+    st = pg_run_changed(c, &ADMIN_INS, &p, &n, err);
     if (st != SG_OK) return st;
-    int64_t n = changed(r);
-    PQclear(r);
     if (n == 1) return SG_OK;
     return sg_error_set(err, SG_ECONFLICT, "uniqueness", "admin login \"%.128s\" is already taken",
                         a->login);
@@ -1485,13 +1478,13 @@ static sg_status st_admin_get(sg_conn *c, const char *tenant, const char *login,
     pg_params_init(&p);
     pg_param_i64(&p, tid);
     pg_param_text(&p, login);
-    st = run(c, &ADMIN_GET, &p, &r, err);
+    st = pg_run(c, &ADMIN_GET, &p, &r, err);
     pg_params_free(&p);
     if (st != SG_OK) return st;
     if (PQntuples(r) == 1) {
         sg_admin a = {
             .tenant = tid ? tenant : "",
-            .login = col_text(r, 0, 0),
+            .login = pg_str(r, 0, 0),
             .password_hash = pg_text(r, 0, 1),
             .created_ms = pg_i64(r, 0, 2),
             .disabled = pg_i64(r, 0, 3) != 0,
@@ -1606,7 +1599,7 @@ static sg_status explain_clash(sg_conn *c, int64_t tid, const sg_resource *r, in
     if (!at || !col) {
         free(at);
         free(col);
-        return oom(err);
+        return pg_oom(err);
     }
     for (size_t i = 0; i < r->nkeys; i++)
         if (r->keys[i].flags & SG_KEY_UNIQUE) at[n++] = i;
@@ -1622,7 +1615,7 @@ static sg_status explain_clash(sg_conn *c, int64_t tid, const sg_resource *r, in
     param_own(&p, pg_text_array(col, n));
     param_own(&p, pg_text_array(col + n, n));
     pg_param_i64(&p, self);
-    sg_status st = run(c, &KEY_CLASH, &p, &res, err);
+    sg_status st = pg_run(c, &KEY_CLASH, &p, &res, err);
     pg_params_free(&p);
     free(col);
     if (st == SG_OK) {
@@ -1638,7 +1631,7 @@ static sg_status explain_clash(sg_conn *c, int64_t tid, const sg_resource *r, in
 
 static sg_status check_resource(const sg_resource *r, sg_error *err)
 {
-    if (!r || !r->id || !*r->id || !r->json || !valid_rtype(r->type))
+    if (!r || !r->id || !*r->id || !r->json || !pg_valid_rtype(r->type))
         return sg_error_set(err, SG_EINVALID, "invalidValue", "incomplete resource");
     if (r->json_len > INT_MAX) return sg_error_set(err, SG_ETOOMANY, NULL, "resource too large");
     for (size_t i = 0; i < r->nkeys; i++)
@@ -1695,7 +1688,7 @@ static sg_status lookup(sg_conn *c, int64_t tid, const char *id, int64_t *rid, s
     pg_params_init(&p);
     pg_param_i64(&p, tid);
     pg_param_text(&p, id);
-    sg_status st = run(c, &RES_LOOKUP, &p, &r, err);
+    sg_status st = pg_run(c, &RES_LOOKUP, &p, &r, err);
     pg_params_free(&p);
     if (st != SG_OK) return st;
     *found = PQntuples(r) == 1;
@@ -1735,7 +1728,7 @@ static sg_status replace_cas(sg_conn *c, int64_t tid, const sg_resource *r, int6
     pg_param_text(&p, r->modified ? r->modified : now);
     pg_param_textn(&p, r->json, r->json_len);
     pg_param_i64(&p, expected);
-    sg_status st = run(c, &RES_CAS, &p, &res, err);
+    sg_status st = pg_run(c, &RES_CAS, &p, &res, err);
     pg_params_free(&p);
     if (st != SG_OK) return st;
     *rid = PQntuples(res) == 1 ? pg_i64(res, 0, 0) : 0;
@@ -1754,7 +1747,7 @@ static sg_status replace_keys(sg_conn *c, int64_t tid, const sg_resource *r, int
     pg_param_i64(&p, r->type);
     pg_param_i64(&p, rid);
     param_keys(&p, r);
-    sg_status st = run(c, &KEYS_INS, &p, NULL, err);
+    sg_status st = pg_run(c, &KEYS_INS, &p, NULL, err);
     pg_params_free(&p);
     return st;
 }
@@ -1789,51 +1782,49 @@ static sg_status st_remove(sg_conn *c, const char *tenant, sg_rtype type, const 
     sg_status st = pg_tid(c, tenant, &tid, err);
     if (st != SG_OK) return st;
     pg_params p;
-    PGresult *r;
+    int64_t n;
     pg_params_init(&p);
     pg_param_i64(&p, tid);
     pg_param_text(&p, id);
     pg_param_i64(&p, type);
-    st = run(c, &RES_DEL, &p, &r, err);
+    st = pg_run_changed(c, &RES_DEL, &p, &n, err);
+    if (st != SG_OK) return st;
+    return n ? SG_OK : not_found(type, id, err);
+}
+
+sg_status pg_get_resource(sg_conn *c, const pg_stmt *s, int64_t tid, sg_rtype type, const char *id,
+                          sg_row_fn fn, void *ud, int *found, sg_error *err)
+{
+    pg_params p;
+    PGresult *r;
+    *found = 0;
+    pg_params_init(&p);
+    pg_param_i64(&p, tid);
+    pg_param_text(&p, id);
+    pg_param_i64(&p, type);
+    sg_status st = pg_run(c, s, &p, &r, err);
     pg_params_free(&p);
     if (st != SG_OK) return st;
-    int64_t n = changed(r);
+    if (PQntuples(r) == 1) {
+        sg_resource row = pg_resource_row(r, 0, type);
+        *found = 1;
+        st = fn ? fn(ud, &row) : SG_OK;
+    }
     PQclear(r);
-    return n ? SG_OK : not_found(type, id, err);
+    return st;
 }
 
 static sg_status st_get(sg_conn *c, const char *tenant, sg_rtype type, const char *id, sg_row_fn fn,
                         void *ud, sg_error *err)
 {
     int64_t tid;
+    int found;
     if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no id given");
     sg_status st = pg_tid(c, tenant, &tid, err);
     if (st != SG_OK) return st;
-    pg_params p;
-    PGresult *r;
-    pg_params_init(&p);
-    pg_param_i64(&p, tid);
-    pg_param_text(&p, id);
-    pg_param_i64(&p, type);
-    st = run(c, c->in_txn && c->writing ? &RES_GET_LOCK : &RES_GET, &p, &r, err);
-    pg_params_free(&p);
-    if (st != SG_OK) return st;
-    if (PQntuples(r) == 1) {
-        sg_resource row = {
-            .type = type,
-            .id = col_text(r, 0, 0),
-            .version = pg_i64(r, 0, 1),
-            .created = col_text(r, 0, 2),
-            .modified = col_text(r, 0, 3),
-            .json = col_text(r, 0, 4),
-            .json_len = (size_t)PQgetlength(r, 0, 4),
-        };
-        st = fn ? fn(ud, &row) : SG_OK;
-    } else {
-        st = not_found(type, id, err);
-    }
-    PQclear(r);
-    return st;
+    st = pg_get_resource(c, c->in_txn && c->writing ? &RES_GET_LOCK : &RES_GET, tid, type, id, fn,
+                         ud, &found, err);
+    return st != SG_OK || found ? st : not_found(type, id, err);
 }
 
 /* ---- memberships ------------------------------------------------------------------------ */
@@ -1865,7 +1856,7 @@ static sg_status resolve_ids(sg_conn *c, int64_t tid, const char *const *ids, si
     pg_params_init(&p);
     pg_param_i64(&p, tid);
     param_own(&p, pg_text_array(ids, n));
-    sg_status st = run(c, &RESOLVE, &p, out, err);
+    sg_status st = pg_run(c, &RESOLVE, &p, out, err);
     pg_params_free(&p);
     if (st == SG_OK && (size_t)PQntuples(*out) != n) {
         PQclear(*out);
@@ -1911,7 +1902,7 @@ static sg_status add_rows(sg_conn *c, const int64_t *rids, const sg_member *m, s
                           sg_error *err)
 {
     const char **display = malloc((n ? n : 1) * sizeof *display);
-    if (!display) return oom(err);
+    if (!display) return pg_oom(err);
     for (size_t i = 0; i < n; i++) display[i] = m[i].display;
     pg_params p;
     pg_params_init(&p);
@@ -1919,7 +1910,7 @@ static sg_status add_rows(sg_conn *c, const int64_t *rids, const sg_member *m, s
     param_own(&p, int_array(rids + 1, n));
     param_own(&p, pg_text_array(display, n));
     free(display);
-    sg_status st = run(c, &MEM_INS, &p, NULL, err);
+    sg_status st = pg_run(c, &MEM_INS, &p, NULL, err);
     pg_params_free(&p);
     /* members' foreign keys: a member removed since it was resolved. */
     if (st == SG_EINTERNAL && !strncmp(priv(c)->constraint, "members_", 8))
@@ -1939,7 +1930,7 @@ static sg_status add_body(sg_conn *c, int64_t tid, const char *group_id, const s
 {
     const char **ids = malloc((n + 1) * sizeof *ids);
     int64_t *rids = malloc((n + 1) * sizeof *rids);
-    sg_status st = ids && rids ? SG_OK : oom(err);
+    sg_status st = ids && rids ? SG_OK : pg_oom(err);
     for (size_t i = 0; st == SG_OK && i < n; i++) {
         if (!m[i].value)
             st = sg_error_set(err, SG_EINVALID, "invalidValue", "member without a value");
@@ -1983,7 +1974,7 @@ static sg_status st_members_remove(sg_conn *c, const char *tenant, const char *g
     pg_param_i64(&p, grid);
     pg_param_i64(&p, tid);
     param_own(&p, pg_text_array(ids, n));
-    st = run(c, &MEM_DEL, &p, NULL, err);
+    st = pg_run(c, &MEM_DEL, &p, NULL, err);
     pg_params_free(&p);
     return st;
 }
@@ -1998,7 +1989,7 @@ static sg_status st_members_clear(sg_conn *c, const char *tenant, const char *gr
     pg_params p;
     pg_params_init(&p);
     pg_param_i64(&p, grid);
-    st = run(c, &MEM_CLEAR, &p, NULL, err);
+    st = pg_run(c, &MEM_CLEAR, &p, NULL, err);
     pg_params_free(&p);
     return st;
 }
@@ -2015,12 +2006,12 @@ static sg_status st_members_list(sg_conn *c, const char *tenant, const char *gro
     PGresult *r;
     pg_params_init(&p);
     pg_param_i64(&p, grid);
-    st = run(c, &MEM_LIST, &p, &r, err);
+    st = pg_run(c, &MEM_LIST, &p, &r, err);
     pg_params_free(&p);
     if (st != SG_OK) return st;
     for (int i = 0; st == SG_OK && i < PQntuples(r); i++) {
         sg_member m = {
-            .value = col_text(r, i, 0),
+            .value = pg_str(r, i, 0),
             .display = pg_text(r, i, 1),
             .type = (sg_rtype)pg_i64(r, i, 2),
         };

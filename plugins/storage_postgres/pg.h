@@ -10,7 +10,9 @@
 **                   transactions, statement helpers, tenants, tokens,
 **                   admins, resources (create/get/replace/remove, keys),
 **                   memberships, resolve, registration (the vtab)
-**   pg_search.c     the filter AST compiled to SQL, and search
+**   pg_search.c     the filter AST compiled to SQL (PostgreSQL's half; the
+**                   other half, shared with storage_sqlite, is
+**                   plugins/common/sqlfilter.c), and search
 **   pg_lifecycle.c  devices, settings, events, tombstones, the outbox
 **
 ** Schema (migration 1, pg.c; every table carries the tenant's tid):
@@ -95,6 +97,12 @@ int pg_param_i64(pg_params *p, int64_t v);
 int pg_param_f64(pg_params *p, double v);
 int pg_param_bytea(pg_params *p, const void *b, size_t n); /* binary */
 
+/* A fixed statement: its name (prepared once per connection) and text. */
+typedef struct pg_stmt {
+    const char *name;
+    const char *sql;
+} pg_stmt;
+
 /*
 ** Run `sql` with `p` (may be NULL). With a non-NULL `name` the statement is
 ** prepared once per connection under that name and reused (fixed SQL only);
@@ -105,6 +113,15 @@ int pg_param_bytea(pg_params *p, const void *b, size_t n); /* binary */
 */
 sg_status pg_exec(sg_conn *c, const char *name, const char *sql, const pg_params *p, PGresult **out,
                   sg_error *err);
+
+/* pg_exec of a fixed statement (prepared under its name). */
+sg_status pg_run(sg_conn *c, const pg_stmt *s, const pg_params *p, PGresult **out, sg_error *err);
+
+/* Run a fixed statement that writes (INSERT ... ON CONFLICT DO NOTHING,
+ * UPDATE, DELETE) and release `p` (pg_params_free), whatever the outcome;
+ * *n is the number of rows it changed (0 on error). The callers decide what
+ * 0 means: not found, a clash, a lost compare-and-set. */
+sg_status pg_run_changed(sg_conn *c, const pg_stmt *s, pg_params *p, int64_t *n, sg_error *err);
 
 /* Map a failed result (or a broken connection when r is NULL) to an
  * sg_status with a detail: unique_violation 23505 -> SG_ECONFLICT;
@@ -132,6 +149,24 @@ char *pg_text_array(const char *const *v, size_t n);
 /* Column helpers on a result row. */
 int64_t pg_i64(const PGresult *r, int row, int col);
 const char *pg_text(const PGresult *r, int row, int col); /* NULL when SQL NULL */
+const char *pg_str(const PGresult *r, int row, int col);  /* "" when SQL NULL   */
+/* Row `row` of a result whose columns 0..4 are id, version, created,
+ * modified and body (resources, tombstones) as an sg_resource of `type`; its
+ * strings are the result's. */
+sg_resource pg_resource_row(const PGresult *r, int row, sg_rtype type);
+
+/* Run s, a look-up of one resource row ($1 tid, $2 id, $3 type; columns as
+ * pg_resource_row), and hand the row to fn (when not NULL): its status is
+ * returned. *found is 0 when no row came back (the caller says what is
+ * missing). */
+sg_status pg_get_resource(sg_conn *c, const pg_stmt *s, int64_t tid, sg_rtype type, const char *id,
+                          sg_row_fn fn, void *ud, int *found, sg_error *err);
+
+/* SG_ENOMEM with the detail "out of memory"; returns SG_ENOMEM. */
+sg_status pg_oom(sg_error *err);
+
+/* SG_RT_USER or SG_RT_GROUP. */
+int pg_valid_rtype(sg_rtype t);
 
 /* pg_search.c */
 sg_status pg_search(sg_conn *c, const char *tenant, const sg_query *q, sg_row_fn fn, void *ud,

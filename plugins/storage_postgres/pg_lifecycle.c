@@ -54,45 +54,16 @@
 /* A device id is the subject of the device's token (sg_token_info). */
 #define SUBJECT_MAX 128
 
-/* A fixed statement: its name (prepared once per connection) and text. */
-typedef struct lc_stmt {
-    const char *name;
-    const char *sql;
-} lc_stmt;
-
-static sg_status run(sg_conn *c, const lc_stmt *s, const pg_params *p, PGresult **out,
-                     sg_error *err)
-{
-    return pg_exec(c, s->name, s->sql, p, out, err);
-}
-
-/* Rows changed by the statement that produced r. */
-static int64_t changed(const PGresult *r)
-{
-    const char *s = PQcmdTuples((PGresult *)r);
-    return s && *s ? strtoll(s, NULL, 10) : 0;
-}
-
-static const char *col_text(const PGresult *r, int row, int col)
-{
-    return PQgetvalue(r, row, col);
-}
-
-static int valid_rtype(sg_rtype t)
-{
-    return t == SG_RT_USER || t == SG_RT_GROUP;
-}
-
 /* Run a statement whose only parameters are a tid and then `v` (may be
  * NULL); *out as pg_exec. */
-static sg_status run_tid(sg_conn *c, const lc_stmt *s, int64_t tid, const char *v, PGresult **out,
+static sg_status run_tid(sg_conn *c, const pg_stmt *s, int64_t tid, const char *v, PGresult **out,
                          sg_error *err)
 {
     pg_params p;
     pg_params_init(&p);
     pg_param_i64(&p, tid);
     if (v) pg_param_text(&p, v);
-    sg_status st = run(c, s, &p, out, err);
+    sg_status st = pg_run(c, s, &p, out, err);
     pg_params_free(&p);
     return st;
 }
@@ -101,15 +72,15 @@ static sg_status run_tid(sg_conn *c, const lc_stmt *s, int64_t tid, const char *
 
 #define DEV_COLS "id, name, public_key, created_ms, revoked_ms"
 
-static const lc_stmt DEV_INS = {
+static const pg_stmt DEV_INS = {
     "dev_ins", "INSERT INTO devices (id, tid, name, public_key, created_ms, revoked_ms)"
                " VALUES ($1, $2::bigint, $3, $4::bytea, $5::bigint, $6::bigint)"
                " ON CONFLICT DO NOTHING"};
-static const lc_stmt DEV_GET = {"dev_get", "SELECT " DEV_COLS " FROM devices"
+static const pg_stmt DEV_GET = {"dev_get", "SELECT " DEV_COLS " FROM devices"
                                            " WHERE tid = $1::bigint AND id = $2"};
-static const lc_stmt DEV_LIST = {"dev_list", "SELECT " DEV_COLS " FROM devices"
+static const pg_stmt DEV_LIST = {"dev_list", "SELECT " DEV_COLS " FROM devices"
                                              " WHERE tid = $1::bigint ORDER BY created_ms, dno"};
-static const lc_stmt DEV_REVOKE = {"dev_revoke", "UPDATE devices SET revoked_ms = $3::bigint"
+static const pg_stmt DEV_REVOKE = {"dev_revoke", "UPDATE devices SET revoked_ms = $3::bigint"
                                                  " WHERE tid = $1::bigint AND id = $2"};
 
 /* An existing id is ON CONFLICT DO NOTHING: no error, a transaction goes on. */
@@ -125,7 +96,7 @@ sg_status pg_device_create(sg_conn *c, const sg_device *d, sg_error *err)
     sg_status st = pg_tid(c, d->tenant, &tid, err);
     if (st != SG_OK) return st;
     pg_params p;
-    PGresult *r;
+    int64_t n;
     pg_params_init(&p);
     pg_param_text(&p, d->id);
     pg_param_i64(&p, tid);
@@ -133,11 +104,8 @@ sg_status pg_device_create(sg_conn *c, const sg_device *d, sg_error *err)
     pg_param_bytea(&p, d->public_key, DEVICE_KEY_LEN);
     pg_param_i64(&p, d->created_ms);
     pg_param_i64(&p, d->revoked_ms);
-    st = run(c, &DEV_INS, &p, &r, err);
-    pg_params_free(&p);
+    st = pg_run_changed(c, &DEV_INS, &p, &n, err);
     if (st != SG_OK) return st;
-    int64_t n = changed(r);
-    PQclear(r);
     return n == 1 ? SG_OK
                   : sg_error_set(err, SG_ECONFLICT, "uniqueness", "device id already exists");
 }
@@ -156,9 +124,9 @@ static int device_row(const PGresult *r, int i, const char *tenant, sg_device_fn
         return 0;
     }
     sg_device d = {
-        .id = col_text(r, i, 0),
+        .id = pg_str(r, i, 0),
         .tenant = tenant,
-        .name = col_text(r, i, 1),
+        .name = pg_str(r, i, 1),
         .public_key = key,
         .created_ms = pg_i64(r, i, 3),
         .revoked_ms = pg_i64(r, i, 4),
@@ -217,29 +185,26 @@ sg_status pg_device_revoke(sg_conn *c, const char *tenant, const char *id, int64
     sg_status st = pg_tid(c, tenant, &tid, err);
     if (st != SG_OK) return st;
     pg_params p;
-    PGresult *r;
+    int64_t n;
     pg_params_init(&p);
     pg_param_i64(&p, tid);
     pg_param_text(&p, id);
     pg_param_i64(&p, when_ms);
-    st = run(c, &DEV_REVOKE, &p, &r, err);
-    pg_params_free(&p);
+    st = pg_run_changed(c, &DEV_REVOKE, &p, &n, err);
     if (st != SG_OK) return st;
-    int64_t n = changed(r);
-    PQclear(r);
     return n ? SG_OK : sg_error_set(err, SG_ENOTFOUND, NULL, "no such device");
 }
 
 /* ---- settings ---------------------------------------------------------------------------- */
 
-static const lc_stmt SET_PUT = {"set_put",
+static const pg_stmt SET_PUT = {"set_put",
                                 "INSERT INTO settings (tid, key, value)"
                                 " VALUES ($1::bigint, $2, $3)"
                                 " ON CONFLICT (tid, key) DO UPDATE SET value = excluded.value"};
-static const lc_stmt SET_DEL = {"set_del",
+static const pg_stmt SET_DEL = {"set_del",
                                 "DELETE FROM settings WHERE tid = $1::bigint AND key = $2"};
 /* key is COLLATE "C": byte order. */
-static const lc_stmt SET_LIST = {"set_list", "SELECT key, value FROM settings"
+static const pg_stmt SET_LIST = {"set_list", "SELECT key, value FROM settings"
                                              " WHERE tid = $1::bigint ORDER BY key"};
 
 sg_status pg_setting_set(sg_conn *c, const char *tenant, const char *key, const char *value,
@@ -254,7 +219,7 @@ sg_status pg_setting_set(sg_conn *c, const char *tenant, const char *key, const 
     pg_param_i64(&p, tid);
     pg_param_text(&p, key);
     if (value) pg_param_text(&p, value);
-    st = run(c, value ? &SET_PUT : &SET_DEL, &p, NULL, err);
+    st = pg_run(c, value ? &SET_PUT : &SET_DEL, &p, NULL, err);
     pg_params_free(&p);
     return st;
 }
@@ -268,7 +233,7 @@ sg_status pg_settings_list(sg_conn *c, const char *tenant, sg_setting_fn fn, voi
     sg_status st = pg_tid(c, tenant, &tid, err);
     if (st != SG_OK || (st = run_tid(c, &SET_LIST, tid, NULL, &r, err)) != SG_OK) return st;
     for (int i = 0; i < PQntuples(r); i++)
-        if (fn(ud, col_text(r, i, 0), col_text(r, i, 1))) break;
+        if (fn(ud, pg_str(r, i, 0), pg_str(r, i, 1))) break;
     PQclear(r);
     return SG_OK;
 }
@@ -283,7 +248,7 @@ sg_status pg_settings_list(sg_conn *c, const char *tenant, sg_setting_fn fn, voi
 
 /* seq for the next event of this transaction: its xid's range, after the
  * events it appended already (read through the primary key). */
-static const lc_stmt EV_INS = {
+static const pg_stmt EV_INS = {
     "ev_ins",
     "INSERT INTO events (seq, tid, time_ms, type, subject, actor, request_id, data, flags)"
     " SELECT coalesce((SELECT max(e.seq) + 1 FROM events e WHERE e.seq >= b.base"
@@ -305,19 +270,19 @@ static const lc_stmt EV_INS = {
     " AND (flags & $3::bigint) = $3::bigint AND time_ms >= $5::bigint"
 #define EV_ORDER " ORDER BY seq LIMIT $4::bigint"
 
-static const lc_stmt EV_LIST = {"ev_list", "SELECT " EV_COLS EV_WHERE EV_VISIBLE EV_ORDER};
-static const lc_stmt EV_LIST_SUBJECT = {"ev_list_subject", "SELECT " EV_COLS EV_WHERE
+static const pg_stmt EV_LIST = {"ev_list", "SELECT " EV_COLS EV_WHERE EV_VISIBLE EV_ORDER};
+static const pg_stmt EV_LIST_SUBJECT = {"ev_list_subject", "SELECT " EV_COLS EV_WHERE
                                                            " AND subject = $6" EV_VISIBLE EV_ORDER};
-static const lc_stmt EV_LIST_TYPES = {
+static const pg_stmt EV_LIST_TYPES = {
     "ev_list_types", "SELECT " EV_COLS EV_WHERE " AND ($6::text IS NULL OR subject = $6)"
                      " AND type = ANY ($7::text[])" EV_VISIBLE EV_ORDER};
 /* Is the tenant's newest committed event still hidden by a transaction that
  * took its xid earlier and is still open? */
-static const lc_stmt EV_LAG = {
+static const pg_stmt EV_LAG = {
     "ev_lag", "SELECT (SELECT max(seq) FROM events WHERE tid = $1::bigint)"
               " >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint * " EV_SPAN};
 /* $3 is SG_EVENT_CHANGE. */
-static const lc_stmt EV_PURGE = {"ev_purge",
+static const pg_stmt EV_PURGE = {"ev_purge",
                                  "DELETE FROM events WHERE time_ms < $1::bigint"
                                  " AND NOT ((flags & $3::bigint) <> 0 AND time_ms >= $2::bigint)"};
 
@@ -340,7 +305,7 @@ sg_status pg_event_append(sg_conn *c, const char *tenant, const sg_event *e, int
     pg_param_text(&p, e->request_id);
     pg_param_text(&p, e->data);
     pg_param_i64(&p, (int64_t)e->flags);
-    st = run(c, &EV_INS, &p, &r, err);
+    st = pg_run(c, &EV_INS, &p, &r, err);
     pg_params_free(&p);
     if (st != SG_OK) return st;
     if (seq) *seq = PQntuples(r) == 1 ? pg_i64(r, 0, 0) : 0;
@@ -411,20 +376,20 @@ sg_status pg_event_list(sg_conn *c, const char *tenant, const sg_event_query *q,
     sg_status st = pg_tid(c, tenant, &tid, err);
     if (st == SG_OK && !c->in_txn && !c->savepoint) st = wait_for_lag(c, tid, err);
     if (st != SG_OK) return st;
-    const lc_stmt *s = q->types ? &EV_LIST_TYPES : q->subject ? &EV_LIST_SUBJECT : &EV_LIST;
+    const pg_stmt *s = q->types ? &EV_LIST_TYPES : q->subject ? &EV_LIST_SUBJECT : &EV_LIST;
     pg_params p;
     PGresult *r;
     event_params(&p, tid, q);
-    st = run(c, s, &p, &r, err);
+    st = pg_run(c, s, &p, &r, err);
     pg_params_free(&p);
     if (st != SG_OK) return st;
     for (int i = 0; st == SG_OK && i < PQntuples(r); i++) {
         sg_event e = {
             .seq = pg_i64(r, i, 0),
             .time_ms = pg_i64(r, i, 1),
-            .type = col_text(r, i, 2),
+            .type = pg_str(r, i, 2),
             .subject = pg_text(r, i, 3),
-            .actor = col_text(r, i, 4),
+            .actor = pg_str(r, i, 4),
             .request_id = pg_text(r, i, 5),
             .data = pg_text(r, i, 6),
             .flags = (uint32_t)pg_i64(r, i, 7),
@@ -436,19 +401,16 @@ sg_status pg_event_list(sg_conn *c, const char *tenant, const sg_event_query *q,
 }
 
 /* Run a DELETE whose parameters are int64 values; *removed: rows deleted. */
-static sg_status delete_count(sg_conn *c, const lc_stmt *s, const int64_t *args, int nargs,
+static sg_status delete_count(sg_conn *c, const pg_stmt *s, const int64_t *args, int nargs,
                               int64_t *removed, sg_error *err)
 {
     pg_params p;
-    PGresult *r;
+    int64_t n;
     pg_params_init(&p);
     for (int i = 0; i < nargs; i++) pg_param_i64(&p, args[i]);
-    sg_status st = run(c, s, &p, &r, err);
-    pg_params_free(&p);
-    if (st != SG_OK) return st;
-    if (removed) *removed = changed(r);
-    PQclear(r);
-    return SG_OK;
+    sg_status st = pg_run_changed(c, s, &p, &n, err);
+    if (st == SG_OK && removed) *removed = n;
+    return st;
 }
 
 /* seq is never reused after a purge: it is made of transaction ids. */
@@ -462,7 +424,7 @@ sg_status pg_event_purge(sg_conn *c, int64_t before_ms, int64_t keep_changes_ms,
 
 /* ---- tombstones ------------------------------------------------------------------------ */
 
-static const lc_stmt TS_PUT = {
+static const pg_stmt TS_PUT = {
     "ts_put", "INSERT INTO tombstones (tid, rtype, id, version, created, modified, body,"
               " deleted_ms, purge_after_ms)"
               " VALUES ($1::bigint, $2::int, $3, $4::bigint, $5, $6, $7, $8::bigint, $9::bigint)"
@@ -470,21 +432,21 @@ static const lc_stmt TS_PUT = {
               " version = excluded.version, created = excluded.created,"
               " modified = excluded.modified, body = excluded.body,"
               " deleted_ms = excluded.deleted_ms, purge_after_ms = excluded.purge_after_ms"};
-static const lc_stmt TS_GET = {"ts_get",
+static const pg_stmt TS_GET = {"ts_get",
                                "SELECT id, version, created, modified, body FROM tombstones"
                                " WHERE tid = $1::bigint AND id = $2 AND rtype = $3::int"};
-static const lc_stmt TS_DEL = {"ts_del",
+static const pg_stmt TS_DEL = {"ts_del",
                                "DELETE FROM tombstones WHERE tid = $1::bigint AND id = $2"};
-static const lc_stmt TS_PURGE_ALL = {"ts_purge_all",
+static const pg_stmt TS_PURGE_ALL = {"ts_purge_all",
                                      "DELETE FROM tombstones WHERE purge_after_ms <= $1::bigint"};
-static const lc_stmt TS_PURGE_ONE = {"ts_purge_one",
+static const pg_stmt TS_PURGE_ONE = {"ts_purge_one",
                                      "DELETE FROM tombstones WHERE purge_after_ms <= $1::bigint"
                                      " AND tid = $2::bigint"};
 
 sg_status pg_tombstone_put(sg_conn *c, const char *tenant, const sg_resource *r, int64_t deleted_ms,
                            int64_t purge_after_ms, sg_error *err)
 {
-    if (!r || !r->id || !*r->id || !r->json || !valid_rtype(r->type))
+    if (!r || !r->id || !*r->id || !r->json || !pg_valid_rtype(r->type))
         return sg_error_set(err, SG_EINVALID, "invalidValue", "incomplete resource");
     if (r->json_len > INT_MAX) return sg_error_set(err, SG_ETOOMANY, NULL, "resource too large");
     int64_t tid;
@@ -503,7 +465,7 @@ sg_status pg_tombstone_put(sg_conn *c, const char *tenant, const sg_resource *r,
     pg_param_textn(&p, r->json, r->json_len);
     pg_param_i64(&p, deleted_ms);
     pg_param_i64(&p, purge_after_ms);
-    st = run(c, &TS_PUT, &p, NULL, err);
+    st = pg_run(c, &TS_PUT, &p, NULL, err);
     pg_params_free(&p);
     return st;
 }
@@ -513,34 +475,13 @@ sg_status pg_tombstone_get(sg_conn *c, const char *tenant, sg_rtype type, const 
 {
     if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no id given");
     int64_t tid;
+    int found;
     sg_status st = pg_tid(c, tenant, &tid, err);
     if (st != SG_OK) return st;
-    pg_params p;
-    PGresult *r;
-    pg_params_init(&p);
-    pg_param_i64(&p, tid);
-    pg_param_text(&p, id);
-    pg_param_i64(&p, type);
-    st = run(c, &TS_GET, &p, &r, err);
-    pg_params_free(&p);
-    if (st != SG_OK) return st;
-    if (PQntuples(r) == 1) {
-        sg_resource row = {
-            .type = type,
-            .id = col_text(r, 0, 0),
-            .version = pg_i64(r, 0, 1),
-            .created = col_text(r, 0, 2),
-            .modified = col_text(r, 0, 3),
-            .json = col_text(r, 0, 4),
-            .json_len = (size_t)PQgetlength(r, 0, 4),
-        };
-        st = fn ? fn(ud, &row) : SG_OK;
-    } else {
-        st = sg_error_set(err, SG_ENOTFOUND, NULL, "no deleted %s \"%.128s\"",
-                          type == SG_RT_GROUP ? "Group" : "User", id);
-    }
-    PQclear(r);
-    return st;
+    st = pg_get_resource(c, &TS_GET, tid, type, id, fn, ud, &found, err);
+    if (st != SG_OK || found) return st;
+    return sg_error_set(err, SG_ENOTFOUND, NULL, "no deleted %s \"%.128s\"",
+                        type == SG_RT_GROUP ? "Group" : "User", id);
 }
 
 sg_status pg_tombstone_remove(sg_conn *c, const char *tenant, const char *id, sg_error *err)
@@ -585,37 +526,37 @@ sg_status pg_tombstone_purge(sg_conn *c, const char *tenant, int64_t now_ms, int
     "$3, $4::bigint, $5, $6, $7, $8, $9::bigint, $10::bigint, $11::bigint, $12, $13::bigint,"      \
     " $14::int, $15, $16, $17::bigint, $18::bigint"
 
-static const lc_stmt JOB_INS = {
+static const pg_stmt JOB_INS = {
     "job_ins", "INSERT INTO jobs (id, tid, user_id, user_version, address, status, idem_key,"
                " to_sign, created_ms, expires_ms, approved_ms, approved_by, next_attempt_ms,"
                " attempts, last_error, lease_owner, lease_until_ms, updated_ms)"
                " VALUES ($1, $2::bigint, " JOB_FIELDS ") ON CONFLICT DO NOTHING"};
-static const lc_stmt JOB_GET = {"job_get", JOB_LIST_SQL " AND id = $2"};
+static const pg_stmt JOB_GET = {"job_get", JOB_LIST_SQL " AND id = $2"};
 /* A compare-and-set on updated_ms ($19). */
-static const lc_stmt JOB_UPD = {
+static const pg_stmt JOB_UPD = {
     "job_upd", "UPDATE jobs SET (user_id, user_version, address, status, idem_key, to_sign,"
                " created_ms, expires_ms, approved_ms, approved_by, next_attempt_ms, attempts,"
                " last_error, lease_owner, lease_until_ms, updated_ms) = (" JOB_FIELDS ")"
                " WHERE id = $1 AND tid = $2::bigint AND updated_ms = $19::bigint"};
-static const lc_stmt JOB_EXISTS = {"job_exists",
+static const pg_stmt JOB_EXISTS = {"job_exists",
                                    "SELECT 1 FROM jobs WHERE tid = $1::bigint AND id = $2"};
-static const lc_stmt JOB_LIST = {"job_list", JOB_LIST_SQL JOB_LIST_ORDER};
-static const lc_stmt JOB_LIST_STATUS = {"job_list_status",
+static const pg_stmt JOB_LIST = {"job_list", JOB_LIST_SQL JOB_LIST_ORDER};
+static const pg_stmt JOB_LIST_STATUS = {"job_list_status",
                                         JOB_LIST_SQL " AND status = $2" JOB_LIST_ORDER};
-static const lc_stmt JOB_LIST_USER = {"job_list_user",
+static const pg_stmt JOB_LIST_USER = {"job_list_user",
                                       JOB_LIST_SQL " AND user_id = $2" JOB_LIST_ORDER};
-static const lc_stmt JOB_LIST_BOTH = {"job_list_both", JOB_LIST_SQL
+static const pg_stmt JOB_LIST_BOTH = {"job_list_both", JOB_LIST_SQL
                                       " AND status = $2 AND user_id = $3" JOB_LIST_ORDER};
 /* Read-only probes, so that idle pollers open no write transaction. */
-static const lc_stmt JOB_DUE = {"job_due",
+static const pg_stmt JOB_DUE = {"job_due",
                                 "SELECT 1 FROM jobs WHERE " JOB_DUE_SQL("$1::bigint") " LIMIT 1"};
-static const lc_stmt JOB_OVERDUE = {"job_overdue",
+static const pg_stmt JOB_OVERDUE = {"job_overdue",
                                     "SELECT 1 FROM jobs WHERE status = 'AwaitingApproval'"
                                     " AND expires_ms <= $1::bigint LIMIT 1"};
 /* The sub-select locks the job it picks, skipping jobs that another claimer
  * holds; the row lock re-checks the due condition on the newest version.
  * $1 owner, $2 now, $3 the lease's end. */
-static const lc_stmt JOB_CLAIM = {
+static const pg_stmt JOB_CLAIM = {
     "job_claim",
     "UPDATE jobs SET lease_owner = $1, lease_until_ms = $3::bigint, status = 'Sending',"
     " updated_ms = $2::bigint"
@@ -624,7 +565,7 @@ static const lc_stmt JOB_CLAIM = {
                                                                         " FOR UPDATE SKIP LOCKED)"
                                                                         " RETURNING " JOB_COLS
                                                                         "," JOB_TENANT_COL};
-static const lc_stmt JOB_EXPIRE = {"job_expire",
+static const pg_stmt JOB_EXPIRE = {"job_expire",
                                    "UPDATE jobs SET status = 'Expired', updated_ms = $1::bigint"
                                    " WHERE status = 'AwaitingApproval' AND expires_ms <= $1::bigint"
                                    " RETURNING " JOB_COLS "," JOB_TENANT_COL};
@@ -665,14 +606,14 @@ static void job_params(pg_params *p, int64_t tid, const sg_job *j)
 static void job_row(const PGresult *r, int i, const char *tenant, sg_job *j)
 {
     *j = (sg_job){
-        .id = col_text(r, i, 0),
-        .tenant = tenant ? tenant : col_text(r, i, 17),
-        .user_id = col_text(r, i, 1),
+        .id = pg_str(r, i, 0),
+        .tenant = tenant ? tenant : pg_str(r, i, 17),
+        .user_id = pg_str(r, i, 1),
         .user_version = pg_i64(r, i, 2),
-        .address = col_text(r, i, 3),
-        .status = col_text(r, i, 4),
-        .key = col_text(r, i, 5),
-        .to_sign = col_text(r, i, 6),
+        .address = pg_str(r, i, 3),
+        .status = pg_str(r, i, 4),
+        .key = pg_str(r, i, 5),
+        .to_sign = pg_str(r, i, 6),
         .created_ms = pg_i64(r, i, 7),
         .expires_ms = pg_i64(r, i, 8),
         .approved_ms = pg_i64(r, i, 9),
@@ -706,13 +647,10 @@ sg_status pg_job_create(sg_conn *c, const sg_job *j, sg_error *err)
     int64_t tid;
     if ((st = pg_tid(c, j->tenant, &tid, err)) != SG_OK) return st;
     pg_params p;
-    PGresult *r;
+    int64_t n;
     job_params(&p, tid, j);
-    st = run(c, &JOB_INS, &p, &r, err);
-    pg_params_free(&p);
+    st = pg_run_changed(c, &JOB_INS, &p, &n, err);
     if (st != SG_OK) return st;
-    int64_t n = changed(r);
-    PQclear(r);
     return n == 1 ? SG_OK : sg_error_set(err, SG_ECONFLICT, "uniqueness", "job id already exists");
 }
 
@@ -753,14 +691,11 @@ sg_status pg_job_update(sg_conn *c, const sg_job *j, int64_t expected_updated_ms
     int64_t tid;
     if ((st = pg_tid(c, j->tenant, &tid, err)) != SG_OK) return st;
     pg_params p;
-    PGresult *r;
+    int64_t n;
     job_params(&p, tid, j);
     pg_param_i64(&p, expected_updated_ms);
-    st = run(c, &JOB_UPD, &p, &r, err);
-    pg_params_free(&p);
+    st = pg_run_changed(c, &JOB_UPD, &p, &n, err);
     if (st != SG_OK) return st;
-    int64_t n = changed(r);
-    PQclear(r);
     return n == 1 ? SG_OK : job_missed(c, tid, j->id, err);
 }
 
@@ -771,7 +706,7 @@ sg_status pg_job_list(sg_conn *c, const char *tenant, const char *status, const 
     int64_t tid;
     sg_status st = pg_tid(c, tenant, &tid, err);
     if (st != SG_OK) return st;
-    const lc_stmt *s = status ? (user_id ? &JOB_LIST_BOTH : &JOB_LIST_STATUS)
+    const pg_stmt *s = status ? (user_id ? &JOB_LIST_BOTH : &JOB_LIST_STATUS)
                               : (user_id ? &JOB_LIST_USER : &JOB_LIST);
     pg_params p;
     PGresult *r;
@@ -779,7 +714,7 @@ sg_status pg_job_list(sg_conn *c, const char *tenant, const char *status, const 
     pg_param_i64(&p, tid);
     if (status) pg_param_text(&p, status);
     if (user_id) pg_param_text(&p, user_id);
-    st = run(c, s, &p, &r, err);
+    st = pg_run(c, s, &p, &r, err);
     pg_params_free(&p);
     if (st != SG_OK) return st;
     st = job_rows(r, tenant, fn, ud);
@@ -788,13 +723,13 @@ sg_status pg_job_list(sg_conn *c, const char *tenant, const char *status, const 
 }
 
 /* Does probe `s` (one int64 parameter) find a row? */
-static sg_status probe(sg_conn *c, const lc_stmt *s, int64_t v, int *found, sg_error *err)
+static sg_status probe(sg_conn *c, const pg_stmt *s, int64_t v, int *found, sg_error *err)
 {
     pg_params p;
     PGresult *r;
     pg_params_init(&p);
     pg_param_i64(&p, v);
-    sg_status st = run(c, s, &p, &r, err);
+    sg_status st = pg_run(c, s, &p, &r, err);
     pg_params_free(&p);
     *found = st == SG_OK && PQntuples(r) > 0;
     if (st == SG_OK) PQclear(r);
@@ -803,11 +738,11 @@ static sg_status probe(sg_conn *c, const lc_stmt *s, int64_t v, int *found, sg_e
 
 /* Run JOB_CLAIM or JOB_EXPIRE and hand each changed job to fn, inside the
  * caller's write unit; *n: how many changed. */
-static sg_status update_jobs(sg_conn *c, const lc_stmt *s, const pg_params *p, sg_job_fn fn,
+static sg_status update_jobs(sg_conn *c, const pg_stmt *s, const pg_params *p, sg_job_fn fn,
                              void *ud, int *n, sg_error *err)
 {
     PGresult *r;
-    sg_status st = run(c, s, p, &r, err);
+    sg_status st = pg_run(c, s, p, &r, err);
     *n = 0;
     if (st != SG_OK) return st;
     *n = PQntuples(r);

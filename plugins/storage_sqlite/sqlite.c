@@ -5,9 +5,10 @@
 ** connections with cached prepared statements, the tenant/token/admin/
 ** resource/membership methods of sg_storage_vtab, those of the user
 ** lifecycle (devices, settings, events, tombstones, the invitation outbox),
-** and the compiler from the core's filter AST (filter.h) to parameterised
-** SQL. See README.md next to this file for the options, the tables and what
-** compiles to SQL.
+** and SQLite's half of the compiler from the core's filter AST (filter.h)
+** to parameterised SQL (the other half, shared with storage_postgres, is
+** plugins/common/sqlfilter.c). See README.md next to this file for the
+** options, the tables and what compiles to SQL.
 **
 ** Rules followed throughout:
 **   - every SQL text is a fixed fragment with `?N` placeholders; no value ever
@@ -30,6 +31,7 @@
 #include <sqlite3.h>
 
 #include "scimgate/plugin.h"
+#include "sqlfilter.h"
 
 #define PLUGIN "storage_sqlite"
 
@@ -1618,299 +1620,66 @@ static sg_status st_get(sg_conn *c, const char *tenant, sg_rtype type, const cha
 /* ---- filter compilation ---------------------------------------------------------------- */
 
 /*
-** The filter AST becomes a WHERE clause over `resources r`. Parameters ?1 and
-** ?2 are always the tenant's tid and the resource type; every other value
-** (literals, JSON paths, attribute names) is a parameter too, numbered from
-** ?3 in the order the compiler creates them, so the same filter shape gives
-** the same SQL text (and hits the statement cache) whatever the literals.
-**
-** Each node compiles to one of:
-**   - exact SQL: true exactly for the rows the core's evaluator
-**     (core/src/filter.c) matches;
-**   - necessary SQL: true for every matching row, maybe for others too
-**     (the core filters the rest: the node becomes the residual);
-**   - nothing (as if "true").
-** Every emitted condition is two-valued (never SQL NULL), so NOT of an exact
-** condition is exact.
+** The filter AST becomes a WHERE clause over `resources r`, placeholders
+** ?1, ?2 (the tenant's tid and the resource type), then ?3... The walk over
+** the AST, its exactness rules and the analysis of leaves are
+** plugins/common/sqlfilter.c's, shared with storage_postgres (see
+** sqlfilter.h); this file writes SQLite's SQL for them (`dialect`, after
+** comp_leaf).
 **
 ** Where a value is read from:
-**   - index keys (`resource_keys`, SG_ATTR_INDEXED attributes): `folded`
-**     holds the core's compare form, so every operator is a byte comparison
-**     (SQLite's BINARY collation, memcmp order, like the evaluator);
-**   - columns: id, meta.created, meta.lastModified; membership rows;
-**   - the stored body through JSON1, for what compares without folding:
-**     case-exact strings, booleans, numbers, and `pr` of anything. The body
-**     is the core's canonical JSON: extension attributes inside the object
-**     named by the extension URN, multi-valued attributes as arrays.
-**     A case-insensitive attribute without keys cannot be compared without
-**     folding, which only the core does: such comparisons stay residual.
+**   - index keys: `folded` is compared byte for byte (SQLite's BINARY
+**     collation, memcmp order, like the evaluator);
+**   - the stored body through JSON1. The body is the core's canonical
+**     JSON: extension attributes inside the object named by the extension
+**     URN, multi-valued attributes as arrays.
 **
 ** Planning. SQLite cannot turn a correlated EXISTS into an index-driven
 ** semi-join, and without statistics it prefers scanning the (tid, rtype)
 ** index over rowid IN-lists. So each node is emitted in one of two forms:
 **   - drive: `r.rid IN (SELECT rid FROM resource_keys WHERE tid, rtype,
 **     attr, folded ...)` and similar, which the planner runs as index
-**     look-ups (or ranges) that feed rowids;
+**     look-ups (or ranges) that feed rowids; an OR drives with every
+**     branch in drive form;
 **   - check: a correlated EXISTS doing a point look-up per candidate row,
 **     or an expression over the row (JSON conditions are always checks).
-** In an AND the most selective drivable conjunct is emitted in drive form
-** and the others in check form; an OR is drivable when all its branches
-** are. When the whole WHERE is drivable the outer tenant/type terms are
-** written `+r.tid` / `+r.rtype`, which takes them out of index selection, so
-** the planner must start from the driver instead of scanning the tenant.
-** rank() and comp() must agree: a node with rank > 0 compiled in drive mode
-** always yields a drivable expression.
+** When the whole WHERE is drivable the outer tenant/type terms are written
+** `+r.tid` / `+r.rtype`, which takes them out of index selection, so the
+** planner must start from the driver instead of scanning the tenant.
+** sf_rank() and comp_leaf() must agree: a node with rank > 0 compiled in
+** drive mode always yields a drivable expression.
 */
 
-enum pkind { PK_TEXT, PK_BLOB, PK_REAL };
-
-struct param {
-    const char *s; /* the bytes: borrowed from the filter, or `heap`   */
-    char *heap;    /* owned: JSON paths, rewritten literals; or NULL     */
-    int len;
-    enum pkind kind;
-    double num; /* PK_REAL */
-};
-
-struct qb {
-    const sg_host *h;
-    sg_buf sql;
-    struct param *p;
-    size_t np, cap;
-    int nomem;
-};
-
-#define NOPARAM ((size_t)-1)
-
-/* Where a node is compiled: at the top (the whole resource), inside a value
- * path as "some element satisfies this" (each leaf may use a different
- * element), or bound to the one element `e` of a json_each over the value
- * path's array (every leaf reads the same element). */
-enum cx { CX_TOP, CX_VP, CX_ELEM };
-
-struct scope {
-    enum cx cx;
-    const sg_attr_ref *vpa; /* the value path's attribute (CX_VP, CX_ELEM) */
-};
-
-static const struct scope top_scope = {CX_TOP, NULL};
-
-enum leaf {
-    LF_NONE,
-    LF_KEY,       /* an index key comparison (any operator, pr)        */
-    LF_ID,        /* the id column                                     */
-    LF_TIME,      /* meta.created / meta.lastModified columns          */
-    LF_FALSE,     /* never true (co/sw/ew on a meta timestamp)         */
-    LF_MEMBER_EQ, /* members.value eq "id"                             */
-    LF_MEMBER_NE, /* members.value ne "id"                             */
-    LF_MEMBER_PR, /* members.value pr                                  */
-    LF_JSON,      /* the stored body through JSON1                     */
-};
-
-static void put(struct qb *q, const char *s)
+static void put_ref(sf_qb *q, size_t i)
 {
-    if (!q->nomem && q->h->buf_append(&q->sql, s, strlen(s)) != SG_OK) q->nomem = 1;
+    sf_put_ref(q, i, NULL);
 }
 
-/* Add a parameter; `heap` (may be NULL) is owned from here on, also on
- * failure. Returns its index or NOPARAM (q->nomem is then set). */
-static size_t add_param(struct qb *q, enum pkind kind, const char *s, size_t len, char *heap,
-                        double num)
+/* A text parameter borrowing s[0..len), its placeholder emitted at once. */
+static void put_param(sf_qb *q, const char *s, size_t len)
 {
-    if (q->nomem || len > INT_MAX) {
-        q->nomem = 1; /* cannot bind; treated like an allocation failure */
-        q->h->free(heap);
-        return NOPARAM;
-    }
-    if (q->np == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 16;
-        struct param *p = q->h->realloc(q->p, cap * sizeof *p);
-        if (!p) {
-            q->nomem = 1;
-            q->h->free(heap);
-            return NOPARAM;
-        }
-        q->p = p;
-        q->cap = cap;
-    }
-    q->p[q->np] = (struct param){.s = s, .heap = heap, .len = (int)len, .kind = kind, .num = num};
-    return q->np++;
+    put_ref(q, sf_param_n(q, s, len));
 }
 
-/* Emit the placeholder of parameter i. */
-static void put_ref(struct qb *q, size_t i)
+static void put_param_str(sf_qb *q, const char *s)
 {
-    char ph[24];
-    if (i == NOPARAM) {
-        q->nomem = 1;
-        return;
-    }
-    snprintf(ph, sizeof ph, "?%zu", i + 3);
-    put(q, ph);
+    put_param(q, s, strlen(s));
 }
 
-/* A text parameter borrowing s[0..len), emitted at once. */
-static size_t param(struct qb *q, const char *s, size_t len)
+/* SQLite binds any string literal as text of its length (NUL bytes and
+ * invalid UTF-8 included) and compares bytes. */
+static int text_ok(const sg_filter *f)
 {
-    size_t i = add_param(q, PK_TEXT, s, len, NULL, 0);
-    put_ref(q, i);
-    return i;
-}
-
-static void param_str(struct qb *q, const char *s)
-{
-    param(q, s, strlen(s));
-}
-
-/* A text parameter owning `heap` (NUL-terminated; NULL: out of memory). */
-static size_t param_heap(struct qb *q, char *heap)
-{
-    if (!heap) {
-        q->nomem = 1;
-        return NOPARAM;
-    }
-    return add_param(q, PK_TEXT, heap, strlen(heap), heap, 0);
-}
-
-static void free_params(struct qb *q, size_t from)
-{
-    for (size_t i = from; i < q->np; i++) q->h->free(q->p[i].heap);
-    if (from < q->np) q->np = from;
-}
-
-struct mark {
-    size_t len, np;
-};
-
-static struct mark mark(const struct qb *q)
-{
-    return (struct mark){q->sql.len, q->np};
-}
-
-static void restore(struct qb *q, struct mark m)
-{
-    if (q->sql.data && m.len <= q->sql.len) {
-        q->sql.len = m.len;
-        q->sql.data[m.len] = '\0';
-    }
-    free_params(q, m.np);
-}
-
-static char *dup_n(const sg_host *h, const char *s, size_t n)
-{
-    char *d = h->alloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
-static int is_leap(int y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return 0;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
     return 1;
-}
-
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/*
-** Rewrite an RFC 3339 literal in the stored form "YYYY-MM-DDTHH:MM:SS.mmmZ"
-** (UTC), whose text order is time order. 0 when that cannot be done without
-** changing the comparison's meaning (sub-millisecond digits, leap second,
-** no zone, out of range): the node then stays with the core.
-*/
-static int norm_time(const sg_host *h, const char *s, size_t n, char out[SG_TIME_MAX])
-{
-    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, mo, d, hh, mi, ss, frac = 0, off = 0;
-    if (n < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
-        !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2, &hh) ||
-        s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &ss))
-        return 0;
-    size_t i = 19;
-    if (s[i] == '.') {
-        size_t nd = 0;
-        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, nd++) {
-            if (nd < 3)
-                frac = frac * 10 + (s[i] - '0');
-            else if (s[i] != '0')
-                return 0;
-        }
-        if (nd == 0) return 0;
-        for (; nd < 3; nd++) frac *= 10;
-    }
-    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
-        i++;
-    } else if (i + 6 == n && (s[i] == '+' || s[i] == '-')) {
-        int oh, om;
-        if (!digits(s + i + 1, 2, &oh) || s[i + 3] != ':' || !digits(s + i + 4, 2, &om) ||
-            oh > 23 || om > 59)
-            return 0;
-        off = (oh * 60 + om) * (s[i] == '-' ? -1 : 1);
-        i += 6;
-    } else {
-        return 0;
-    }
-    if (i != n || mo < 1 || mo > 12 || d < 1 || hh > 23 || mi > 59 || ss > 59) return 0;
-    if (d > mdays[mo - 1] + (mo == 2 && is_leap(y))) return 0;
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss - off * 60;
-    if (secs < 0 || secs > 253402300799LL) return 0; /* 1970 .. 9999 */
-    h->format_time(secs * 1000 + frac, out);
-    return 1;
-}
-
-static int is_path(const sg_filter *f, const char *path)
-{
-    return f->attr.path && !strcmp(f->attr.path, path);
-}
-
-static int str_literal(const sg_filter *f)
-{
-    return f->vtype == SG_VT_STRING && f->str;
-}
-
-/* eq ne co sw ew gt ge lt le: the operators that take a literal. */
-static int cmp_op_with_literal(sg_fop op)
-{
-    return op >= SG_FOP_EQ && op <= SG_FOP_LE;
-}
-
-static int is_order_op(sg_fop op)
-{
-    return op >= SG_FOP_GT && op <= SG_FOP_LE;
-}
-
-static int string_like(sg_atype t)
-{
-    return t == SG_AT_STRING || t == SG_AT_REFERENCE || t == SG_AT_BINARY;
 }
 
 /* ---- JSON paths ---- */
 
-/* A name usable inside a `$."name"` path label: SQLite 3.40 ends a quoted
- * label at the next '"' with no escapes, and compares it with the key as
- * written in the JSON text, so only characters the core's JSON writer
- * never escapes are allowed. Schema names and URNs are of this kind. */
+/* A name usable inside a `$."name"` path label (the dialect's key_ok):
+ * SQLite 3.40 ends a quoted label at the next '"' with no escapes, and
+ * compares it with the key as written in the JSON text, so only characters
+ * the core's JSON writer never escapes are allowed. Schema names and URNs
+ * are of this kind. */
 static int label_ok(const char *s)
 {
     if (!s || !*s) return 0;
@@ -1921,23 +1690,6 @@ static int label_ok(const char *s)
             return 0;
     }
     return 1;
-}
-
-/* Does the attribute live inside an extension object? Its canonical path is
- * then "<URN>:name[.sub]" (filter.h), while core and common attributes have
- * plain paths. */
-static int in_extension(const sg_attr_ref *a)
-{
-    size_t n = a->schema ? strlen(a->schema) : 0;
-    return n && a->path && !strncmp(a->path, a->schema, n) && a->path[n] == ':';
-}
-
-/* Can the body be addressed for this attribute? */
-static int json_addressable(const sg_attr_ref *a)
-{
-    if (!a->path || !label_ok(a->name) || (a->sub && !label_ok(a->sub))) return 0;
-    if (a->flags & (SG_ATTR_META | SG_ATTR_MEMBERS)) return 0;
-    return !in_extension(a) || label_ok(a->schema);
 }
 
 /* `$."l1"."l2"...` of up to three labels (NULL ones skipped), host-allocated;
@@ -1968,204 +1720,18 @@ static char *jpath3(const sg_host *h, const char *l1, const char *l2, const char
 /* Path of the top-level attribute (the array of a multi-valued one). */
 static char *jpath_top(const sg_host *h, const sg_attr_ref *a)
 {
-    return jpath3(h, in_extension(a) ? a->schema : NULL, a->name, NULL);
+    return jpath3(h, sf_in_extension(a) ? a->schema : NULL, a->name, NULL);
 }
 
 /* Path of a single-valued attribute's value (sub-attribute included). */
 static char *jpath_full(const sg_host *h, const sg_attr_ref *a)
 {
-    return jpath3(h, in_extension(a) ? a->schema : NULL, a->name, a->sub);
-}
-
-/*
-** Can this comparison or pr be evaluated on a JSON value exactly as the
-** core's evaluator (cmp_one, present) does? pr never depends on case;
-** comparisons need a value that compares without folding.
-*/
-static int json_leaf_ok(const sg_filter *f)
-{
-    const sg_attr_ref *a = &f->attr;
-    if (!json_addressable(a)) return 0;
-    if (f->op == SG_FOP_PR) return 1;
-    switch (a->type) {
-    case SG_AT_STRING:
-    case SG_AT_REFERENCE:
-    case SG_AT_BINARY:
-        return (a->flags & SG_ATTR_CASE_EXACT) && str_literal(f) && cmp_op_with_literal(f->op);
-    case SG_AT_BOOLEAN:
-        return f->vtype == SG_VT_BOOL && (f->op == SG_FOP_EQ || f->op == SG_FOP_NE);
-    case SG_AT_INTEGER:
-    case SG_AT_DECIMAL:
-        return f->vtype == SG_VT_NUMBER &&
-               (f->op == SG_FOP_EQ || f->op == SG_FOP_NE || is_order_op(f->op));
-    default: /* dateTime: stored as sent, any offset; complex */
-        return 0;
-    }
-}
-
-static int same_attr(const sg_attr_ref *a, const sg_attr_ref *b)
-{
-    return a->name && b->name && !strcmp(a->name, b->name) &&
-           ((!a->schema && !b->schema) ||
-            (a->schema && b->schema && !strcmp(a->schema, b->schema)));
-}
-
-/* Can a value path's elements be enumerated with json_each? */
-static int vp_json_ok(const sg_attr_ref *vpa)
-{
-    return (vpa->flags & SG_ATTR_MULTI) && json_addressable(vpa);
-}
-
-/* Can `g` be evaluated on one element `e` of the value path's array? */
-static int elem_ok(const sg_filter *g, const sg_attr_ref *vpa)
-{
-    if (!g) return 0;
-    switch (g->op) {
-    case SG_FOP_AND:
-    case SG_FOP_OR:
-        return elem_ok(g->a, vpa) && elem_ok(g->b, vpa);
-    case SG_FOP_NOT:
-        return elem_ok(g->a, vpa);
-    case SG_FOP_VALUEPATH:
-        return 0;
-    default:
-        return same_attr(&g->attr, vpa) && (g->attr.flags & SG_ATTR_MULTI) && json_leaf_ok(g);
-    }
-}
-
-/* Is the whole element filter (and the comparison after it) element-bound? */
-static int vp_whole(const sg_filter *f)
-{
-    return vp_json_ok(&f->attr) && elem_ok(f->a, &f->attr) && (!f->b || elem_ok(f->b, &f->attr));
-}
-
-/* Inside a value path, is this compound node element-bound as a whole? */
-static int vp_compound_whole(const sg_filter *g, const struct scope *sc)
-{
-    return sc->cx == CX_VP && vp_json_ok(sc->vpa) && elem_ok(g, sc->vpa);
-}
-
-/* ---- leaves ---- */
-
-/* What a comparison or PR node compiles to, if anything. */
-static enum leaf leaf_kind(const struct qb *q, const sg_filter *f, const struct scope *sc,
-                           char tbuf[SG_TIME_MAX])
-{
-    uint32_t fl = f->attr.flags;
-    if (!f->attr.path) return LF_NONE;
-    /* Inside a value path the evaluator reads the current element only for
-     * the path's own attribute (the parser allows no other). */
-    if (sc->cx != CX_TOP && !same_attr(&f->attr, sc->vpa)) return LF_NONE;
-    if (fl & SG_ATTR_MEMBERS) {
-        /* Members are rows, not part of the body. */
-        if (sc->cx == CX_ELEM || !f->attr.sub || strcmp(f->attr.sub, "value")) return LF_NONE;
-        if (f->op == SG_FOP_PR) return LF_MEMBER_PR;
-        if (f->op == SG_FOP_EQ && str_literal(f)) return LF_MEMBER_EQ;
-        if (f->op == SG_FOP_NE && str_literal(f) && sc->cx == CX_TOP) return LF_MEMBER_NE;
-        return LF_NONE;
-    }
-    if (fl & SG_ATTR_META) {
-        if (sc->cx != CX_TOP) return LF_NONE;
-        if (is_path(f, "id")) {
-            if (f->op == SG_FOP_PR || (str_literal(f) && cmp_op_with_literal(f->op))) return LF_ID;
-            return LF_NONE;
-        }
-        if (is_path(f, "meta.created") || is_path(f, "meta.lastModified")) {
-            if (f->op == SG_FOP_PR) return LF_TIME;
-            if (!str_literal(f)) return LF_NONE;
-            /* The evaluator answers false for co/sw/ew on a dateTime. */
-            if (f->op == SG_FOP_CO || f->op == SG_FOP_SW || f->op == SG_FOP_EW) return LF_FALSE;
-            if ((f->op == SG_FOP_EQ || f->op == SG_FOP_NE || is_order_op(f->op)) &&
-                norm_time(q->h, f->str, f->len, tbuf))
-                return LF_TIME;
-        }
-        return LF_NONE;
-    }
-    if (sc->cx == CX_ELEM) return json_leaf_ok(f) ? LF_JSON : LF_NONE;
-    /* Keys exist per element value, so "some element's value op x" is "some
-     * key op x" for every operator but ne, whose "no element equals x" holds
-     * only at the top (inside a value path it is about one element). Keys of
-     * other types have no agreed text form to compare with. */
-    if ((fl & SG_ATTR_INDEXED) && string_like(f->attr.type) &&
-        (f->op == SG_FOP_PR || (str_literal(f) && cmp_op_with_literal(f->op))) &&
-        !(f->op == SG_FOP_NE && sc->cx != CX_TOP))
-        return LF_KEY;
-    if (json_leaf_ok(f) && (sc->cx == CX_TOP || vp_json_ok(sc->vpa))) return LF_JSON;
-    return LF_NONE;
-}
-
-/* How selective a leaf is as a driver: 0 when it cannot drive. */
-static int leaf_rank(enum leaf k, const sg_filter *f)
-{
-    switch (k) {
-    case LF_ID:
-        return f->op == SG_FOP_EQ ? 6 : 0;
-    case LF_KEY:
-        if (f->op == SG_FOP_EQ) return 5;
-        if (f->op == SG_FOP_SW || is_order_op(f->op)) return 2; /* a range of the key index */
-        return f->op == SG_FOP_NE ? 0 : 1;                      /* co ew pr: the attr's keys */
-    case LF_MEMBER_EQ:
-        return 5;
-    case LF_TIME:
-        return f->op == SG_FOP_EQ ? 5 : is_order_op(f->op) ? 2 : 0;
-    default:
-        return 0;
-    }
-}
-
-/*
-** How well a node can drive the query: 0 not at all, higher is more
-** selective. Consistent with comp(): a node with rank > 0 compiled in drive
-** mode always yields a drivable expression.
-*/
-static int rank(const struct qb *q, const sg_filter *f, const struct scope *sc)
-{
-    char tbuf[SG_TIME_MAX];
-    int a, b;
-    if (!f) return 0;
-    switch (f->op) {
-    case SG_FOP_AND:
-        if (vp_compound_whole(f, sc)) return 0;
-        a = rank(q, f->a, sc);
-        b = rank(q, f->b, sc);
-        return a > b ? a : b;
-    case SG_FOP_OR:
-        a = rank(q, f->a, sc);
-        b = rank(q, f->b, sc);
-        return a < b ? a : b;
-    case SG_FOP_NOT:
-        return 0;
-    case SG_FOP_VALUEPATH: {
-        if (sc->cx != CX_TOP || vp_whole(f)) return 0;
-        struct scope vs = {CX_VP, &f->attr};
-        a = rank(q, f->a, &vs);
-        b = rank(q, f->b, &vs);
-        return a > b ? a : b;
-    }
-    default:
-        return leaf_rank(leaf_kind(q, f, sc, tbuf), f);
-    }
+    return jpath3(h, sf_in_extension(a) ? a->schema : NULL, a->name, a->sub);
 }
 
 static const char *time_column(const sg_filter *f)
 {
-    return is_path(f, "meta.created") ? "r.created" : "r.modified";
-}
-
-static const char *cmp_op(sg_fop op)
-{
-    switch (op) {
-    case SG_FOP_GT:
-        return " > ";
-    case SG_FOP_GE:
-        return " >= ";
-    case SG_FOP_LT:
-        return " < ";
-    case SG_FOP_LE:
-        return " <= ";
-    default:
-        return " = ";
-    }
+    return sf_is_path(f, "meta.created") ? "r.created" : "r.modified";
 }
 
 /*
@@ -2181,7 +1747,7 @@ static char *prefix_successor(const sg_host *h, const char *s, size_t n, int *no
         *none = 1;
         return NULL;
     }
-    char *d = dup_n(h, s, n);
+    char *d = sf_dup_n(h, s, n);
     if (d) d[n - 1] = (char)((unsigned char)d[n - 1] + 1);
     return d;
 }
@@ -2193,7 +1759,7 @@ static char *prefix_successor(const sg_host *h, const char *s, size_t n, int *no
 ** co/sw/ew on the UTF-8 bytes (as BLOBs: no LIKE, no character semantics).
 ** Emits a non-NULL boolean.
 */
-static void put_str_cmp(struct qb *q, sg_fop op, const char *val, const sg_filter *f)
+static void put_str_cmp(sf_qb *q, sg_fop op, const char *val, const sg_filter *f)
 {
     size_t b;
     switch (op) {
@@ -2201,29 +1767,29 @@ static void put_str_cmp(struct qb *q, sg_fop op, const char *val, const sg_filte
     case SG_FOP_SW:
     case SG_FOP_EW:
         if (f->len == 0) { /* every string contains, starts and ends with "" */
-            put(q, "1");
+            sf_put(q, "1");
             return;
         }
-        b = add_param(q, PK_BLOB, f->str, f->len, NULL, 0);
+        b = sf_param_blob(q, f->str, f->len);
         if (op == SG_FOP_CO) {
-            put(q, "instr(CAST(");
-            put(q, val);
-            put(q, " AS BLOB), ");
+            sf_put(q, "instr(CAST(");
+            sf_put(q, val);
+            sf_put(q, " AS BLOB), ");
             put_ref(q, b);
-            put(q, ") > 0");
+            sf_put(q, ") > 0");
         } else {
-            put(q, "substr(CAST(");
-            put(q, val);
-            put(q, op == SG_FOP_SW ? " AS BLOB), 1, length(" : " AS BLOB), -length(");
+            sf_put(q, "substr(CAST(");
+            sf_put(q, val);
+            sf_put(q, op == SG_FOP_SW ? " AS BLOB), 1, length(" : " AS BLOB), -length(");
             put_ref(q, b);
-            put(q, ")) = ");
+            sf_put(q, ")) = ");
             put_ref(q, b);
         }
         return;
     default:
-        put(q, val);
-        put(q, cmp_op(op));
-        param(q, f->str, f->len);
+        sf_put(q, val);
+        sf_put(q, sf_cmp_op(op));
+        put_param(q, f->str, f->len);
         return;
     }
 }
@@ -2231,59 +1797,51 @@ static void put_str_cmp(struct qb *q, sg_fop op, const char *val, const sg_filte
 /* ---- index keys ---- */
 
 /* The condition on `k.folded` for a key comparison (not ne). */
-static void put_key_cond(struct qb *q, const sg_filter *f)
+static void put_key_cond(sf_qb *q, const sg_filter *f)
 {
     if (f->op == SG_FOP_PR) {
-        put(q, "k.folded <> ''"); /* an empty string is not "present" */
+        sf_put(q, "k.folded <> ''"); /* an empty string is not "present" */
     } else if (f->op == SG_FOP_SW) {
         /* A range of the key index: folded >= s AND folded < successor(s). */
         int none;
         char *succ = prefix_successor(q->h, f->str, f->len, &none);
-        put(q, "k.folded >= ");
-        param(q, f->str, f->len);
+        sf_put(q, "k.folded >= ");
+        put_param(q, f->str, f->len);
         if (!none) {
-            put(q, " AND k.folded < ");
-            put_ref(q, param_heap(q, succ));
+            sf_put(q, " AND k.folded < ");
+            put_ref(q, sf_param_heap(q, succ));
         }
     } else {
         put_str_cmp(q, f->op, "k.folded", f);
     }
 }
 
-static void put_key(struct qb *q, const sg_filter *f, int drive)
+static void put_key(sf_qb *q, const sg_filter *f, int drive)
 {
-    if (f->op == SG_FOP_NE) {
-        /* ne is not (eq): an absent attribute matches, as in the evaluator. */
-        put(q, "NOT EXISTS (SELECT 1 FROM resource_keys k WHERE k.tid = ?1 AND k.rtype = ?2"
-               " AND k.attr = ");
-        param_str(q, f->attr.path);
-        put(q, " AND k.folded = ");
-        param(q, f->str, f->len);
-        put(q, " AND k.rid = r.rid)");
-        return;
-    }
-    if (drive) {
-        put(q, "r.rid IN (SELECT k.rid FROM resource_keys k WHERE k.tid = ?1"
-               " AND k.rtype = ?2 AND k.attr = ");
-        param_str(q, f->attr.path);
-        put(q, " AND ");
+    if (f->op == SG_FOP_NE || (f->op == SG_FOP_EQ && !drive)) {
+        /* A point look-up in the primary key; ne is not (eq): an absent
+         * attribute matches, as in the evaluator. */
+        if (f->op == SG_FOP_NE) sf_put(q, "NOT ");
+        sf_put(q, "EXISTS (SELECT 1 FROM resource_keys k WHERE k.tid = ?1 AND k.rtype = ?2"
+                  " AND k.attr = ");
+        put_param_str(q, f->attr.path);
+        sf_put(q, " AND k.folded = ");
+        put_param(q, f->str, f->len);
+        sf_put(q, " AND k.rid = r.rid)");
+    } else if (drive) {
+        sf_put(q, "r.rid IN (SELECT k.rid FROM resource_keys k WHERE k.tid = ?1"
+                  " AND k.rtype = ?2 AND k.attr = ");
+        put_param_str(q, f->attr.path);
+        sf_put(q, " AND ");
         put_key_cond(q, f);
-        put(q, ")");
-    } else if (f->op == SG_FOP_EQ) {
-        /* A point look-up in the primary key. */
-        put(q, "EXISTS (SELECT 1 FROM resource_keys k WHERE k.tid = ?1 AND k.rtype = ?2"
-               " AND k.attr = ");
-        param_str(q, f->attr.path);
-        put(q, " AND k.folded = ");
-        param(q, f->str, f->len);
-        put(q, " AND k.rid = r.rid)");
+        sf_put(q, ")");
     } else {
         /* The row's few keys, through resource_keys_rid. */
-        put(q, "EXISTS (SELECT 1 FROM resource_keys k WHERE k.rid = r.rid AND k.attr = ");
-        param_str(q, f->attr.path);
-        put(q, " AND ");
+        sf_put(q, "EXISTS (SELECT 1 FROM resource_keys k WHERE k.rid = r.rid AND k.attr = ");
+        put_param_str(q, f->attr.path);
+        sf_put(q, " AND ");
         put_key_cond(q, f);
-        put(q, ")");
+        sf_put(q, ")");
     }
 }
 
@@ -2301,375 +1859,207 @@ struct acc {
     size_t p; /* ROOT: the full path; ESUB: `$."sub"`              */
 };
 
-/* Emit the JSON type of the value ('text', 'true', ... ; NULL if absent). */
-static void put_jtype(struct qb *q, const struct acc *a)
+/* Emit fn(<the value's JSON>, path) for fn json_type or json_extract, or
+ * `self` (e.type, e.value) for the json_each element itself. */
+static void put_jfn(sf_qb *q, const struct acc *a, const char *fn, const char *self)
 {
     switch (a->k) {
     case AC_ROOT:
-        put(q, "json_type(r.body, ");
+        sf_put(q, fn);
+        sf_put(q, "(r.body, ");
         put_ref(q, a->p);
-        put(q, ")");
+        sf_put(q, ")");
         return;
     case AC_ESUB:
-        /* CASE keeps json_type from parsing a scalar element as JSON text. */
-        put(q, "(CASE WHEN e.type = 'object' THEN json_type(e.value, ");
+        /* CASE keeps fn from parsing a scalar element as JSON text. */
+        sf_put(q, "(CASE WHEN e.type = 'object' THEN ");
+        sf_put(q, fn);
+        sf_put(q, "(e.value, ");
         put_ref(q, a->p);
-        put(q, ") END)");
+        sf_put(q, ") END)");
         return;
     case AC_ESELF:
-        put(q, "e.type");
+        sf_put(q, self);
         return;
     }
 }
 
-/* Emit the SQL value (text for strings, minified JSON for containers). */
-static void put_jval(struct qb *q, const struct acc *a)
+/* Emit the JSON type of the value ('text', 'true', ... ; NULL if absent). */
+static void put_jtype(sf_qb *q, const struct acc *a)
 {
-    switch (a->k) {
-    case AC_ROOT:
-        put(q, "json_extract(r.body, ");
-        put_ref(q, a->p);
-        put(q, ")");
-        return;
-    case AC_ESUB:
-        put(q, "(CASE WHEN e.type = 'object' THEN json_extract(e.value, ");
-        put_ref(q, a->p);
-        put(q, ") END)");
-        return;
-    case AC_ESELF:
-        put(q, "e.value");
-        return;
-    }
+    put_jfn(q, a, "json_type", "e.type");
+}
+
+/* Emit the SQL value (text for strings, minified JSON for containers). */
+static void put_jval(sf_qb *q, const struct acc *a)
+{
+    put_jfn(q, a, "json_extract", "e.value");
 }
 
 /*
 ** The evaluator's test of one value (cmp_one, present) with operator `op`
 ** (never ne: the callers negate eq). A non-NULL boolean.
 */
-static void put_jcond(struct qb *q, const sg_filter *f, sg_fop op, const struct acc *a)
+static void put_jcond(sf_qb *q, const sg_filter *f, sg_fop op, const struct acc *a)
 {
     if (op == SG_FOP_PR) {
         /* present(): not absent, not null, not "", not [] and not {}. */
-        put(q, "(CASE ");
+        sf_put(q, "(CASE ");
         put_jtype(q, a);
-        put(q, " WHEN 'text' THEN ");
+        sf_put(q, " WHEN 'text' THEN ");
         put_jval(q, a);
-        put(q, " <> '' WHEN 'array' THEN ");
+        sf_put(q, " <> '' WHEN 'array' THEN ");
         put_jval(q, a);
-        put(q, " <> '[]' WHEN 'object' THEN ");
+        sf_put(q, " <> '[]' WHEN 'object' THEN ");
         put_jval(q, a);
-        put(q, " <> '{}' WHEN 'null' THEN 0 ELSE ");
+        sf_put(q, " <> '{}' WHEN 'null' THEN 0 ELSE ");
         put_jtype(q, a);
-        put(q, " IS NOT NULL END)");
+        sf_put(q, " IS NOT NULL END)");
         return;
     }
     switch (f->attr.type) {
     case SG_AT_BOOLEAN:
-        put(q, "(");
+        sf_put(q, "(");
         put_jtype(q, a);
-        put(q, f->boolean ? " IS 'true')" : " IS 'false')");
+        sf_put(q, f->boolean ? " IS 'true')" : " IS 'false')");
         return;
     case SG_AT_INTEGER:
     case SG_AT_DECIMAL:
         /* As doubles, like json_number_value() in the evaluator. */
-        put(q, "(CASE WHEN ");
+        sf_put(q, "(CASE WHEN ");
         put_jtype(q, a);
-        put(q, " IN ('integer', 'real') THEN CAST(");
+        sf_put(q, " IN ('integer', 'real') THEN CAST(");
         put_jval(q, a);
-        put(q, " AS REAL)");
-        put(q, cmp_op(op));
-        put_ref(q, add_param(q, PK_REAL, NULL, 0, NULL, f->num));
-        put(q, " ELSE 0 END)");
+        sf_put(q, " AS REAL)");
+        sf_put(q, sf_cmp_op(op));
+        put_ref(q, sf_param_double(q, f->num));
+        sf_put(q, " ELSE 0 END)");
         return;
     default: {
         /* The value expression is repeated: render it once. */
-        struct qb v = {.h = q->h};
+        sf_qb v = {.h = q->h, .d = q->d};
         put_jval(&v, a);
         if (v.nomem) {
             q->nomem = 1;
             q->h->free(v.sql.data);
             return;
         }
-        put(q, "(CASE WHEN ");
+        sf_put(q, "(CASE WHEN ");
         put_jtype(q, a);
-        put(q, " = 'text' THEN ");
+        sf_put(q, " = 'text' THEN ");
         put_str_cmp(q, op, v.sql.data, f);
-        put(q, " ELSE 0 END)");
+        sf_put(q, " ELSE 0 END)");
         q->h->free(v.sql.data);
         return;
     }
     }
 }
 
-/* As put_jcond, ne being not (eq) on the same value(s). */
-static void put_jcond_ne(struct qb *q, const sg_filter *f, const struct acc *a)
-{
-    if (f->op == SG_FOP_NE) {
-        put(q, "(NOT ");
-        put_jcond(q, f, SG_FOP_EQ, a);
-        put(q, ")");
-    } else {
-        put_jcond(q, f, f->op, a);
-    }
-}
-
 /* The accessor of a leaf evaluated on the element `e`. */
-static struct acc elem_acc(struct qb *q, const sg_filter *f)
+static struct acc elem_acc(sf_qb *q, const sg_filter *f)
 {
-    if (!f->attr.sub) return (struct acc){AC_ESELF, NOPARAM};
-    return (struct acc){AC_ESUB, param_heap(q, jpath3(q->h, f->attr.sub, NULL, NULL))};
+    if (!f->attr.sub) return (struct acc){AC_ESELF, SF_NOPARAM};
+    return (struct acc){AC_ESUB, sf_param_heap(q, jpath3(q->h, f->attr.sub, NULL, NULL))};
 }
 
 /* "EXISTS (SELECT 1 FROM json_each(r.body, <array of a>) e WHERE " */
-static void put_each(struct qb *q, const char *head, const sg_attr_ref *a)
+static void put_each(sf_qb *q, const char *head, const sg_attr_ref *a)
 {
-    put(q, head);
-    put(q, " (SELECT 1 FROM json_each(r.body, ");
-    put_ref(q, param_heap(q, jpath_top(q->h, a)));
-    put(q, ") e WHERE ");
+    sf_put(q, head);
+    sf_put(q, " (SELECT 1 FROM json_each(r.body, ");
+    put_ref(q, sf_param_heap(q, jpath_top(q->h, a)));
+    sf_put(q, ") e WHERE ");
 }
 
-/* A JSON leaf. At the top it follows any_value(): a single-valued attribute
- * is read directly, a multi-valued one matches when some element does (ne:
- * when none equals). Inside a value path it is about one element. */
-static void put_json_leaf(struct qb *q, const sg_filter *f, const struct scope *sc)
+/* The dialect's jcond: put_jcond on the row's value or the element's. */
+static void jcond(sf_qb *q, const sg_filter *f, sg_fop op, int elem)
 {
-    struct acc a;
-    if (sc->cx == CX_ELEM) {
-        a = elem_acc(q, f);
-        put_jcond_ne(q, f, &a);
-    } else if (sc->cx == CX_VP) {
-        /* Some element satisfies this one leaf. */
-        put_each(q, "EXISTS", sc->vpa);
-        a = elem_acc(q, f);
-        put_jcond_ne(q, f, &a);
-        put(q, ")");
-    } else if (!(f->attr.flags & SG_ATTR_MULTI)) {
-        a = (struct acc){AC_ROOT, param_heap(q, jpath_full(q->h, &f->attr))};
-        put_jcond_ne(q, f, &a);
-    } else {
-        put_each(q, f->op == SG_FOP_NE ? "NOT EXISTS" : "EXISTS", &f->attr);
-        a = elem_acc(q, f);
-        put_jcond(q, f, f->op == SG_FOP_NE ? SG_FOP_EQ : f->op, &a);
-        put(q, ")");
-    }
+    struct acc a =
+        elem ? elem_acc(q, f) : (struct acc){AC_ROOT, sf_param_heap(q, jpath_full(q->h, &f->attr))};
+    put_jcond(q, f, op, &a);
 }
 
 /* Emit a comparison or PR node. Returns 1 when something was emitted (leaves
  * are always exact). */
-static int comp_leaf(struct qb *q, const sg_filter *f, int drive, const struct scope *sc)
+static int comp_leaf(sf_qb *q, const sg_filter *f, int drive, const sf_scope *sc)
 {
     char tbuf[SG_TIME_MAX];
-    enum leaf k = leaf_kind(q, f, sc, tbuf);
-    drive = drive && leaf_rank(k, f) > 0;
+    sf_leaf k = sf_leaf_kind(q, f, sc, tbuf);
+    drive = drive && sf_leaf_rank(k, f) > 0;
     switch (k) {
-    case LF_KEY:
+    case SF_LF_KEY:
         put_key(q, f, drive);
         return 1;
-    case LF_ID:
+    case SF_LF_ID:
         if (f->op == SG_FOP_EQ) {
-            put(q, drive ? "(r.tid = ?1 AND r.id = " : "(r.id = ");
-            param(q, f->str, f->len);
-            put(q, ")");
+            sf_put(q, drive ? "(r.tid = ?1 AND r.id = " : "(r.id = ");
+            put_param(q, f->str, f->len);
+            sf_put(q, ")");
         } else if (f->op == SG_FOP_NE) {
-            put(q, "(r.id <> ");
-            param(q, f->str, f->len);
-            put(q, ")");
+            sf_put(q, "(r.id <> ");
+            put_param(q, f->str, f->len);
+            sf_put(q, ")");
         } else if (f->op == SG_FOP_PR) {
-            put(q, "(r.id <> '')");
+            sf_put(q, "(r.id <> '')");
         } else {
-            put(q, "(");
+            sf_put(q, "(");
             put_str_cmp(q, f->op, "r.id", f);
-            put(q, ")");
+            sf_put(q, ")");
         }
         return 1;
-    case LF_TIME:
-        put(q, drive ? "(r.tid = ?1 AND r.rtype = ?2 AND " : "(");
-        put(q, time_column(f));
+    case SF_LF_TIME:
+        sf_put(q, drive ? "(r.tid = ?1 AND r.rtype = ?2 AND " : "(");
+        sf_put(q, time_column(f));
         if (f->op == SG_FOP_PR) {
-            put(q, " <> '')");
+            sf_put(q, " <> '')");
             return 1;
         }
-        put(q, f->op == SG_FOP_NE ? " <> " : cmp_op(f->op));
-        put_ref(q, param_heap(q, dup_n(q->h, tbuf, strlen(tbuf))));
-        put(q, ")");
+        sf_put(q, sf_cmp_op(f->op));
+        put_ref(q, sf_param_copy(q, tbuf));
+        sf_put(q, ")");
         return 1;
-    case LF_FALSE:
-        put(q, "0");
+    case SF_LF_FALSE:
+        sf_put(q, "0");
         return 1;
-    case LF_MEMBER_EQ:
-    case LF_MEMBER_NE:
-        if (k == LF_MEMBER_NE) put(q, "NOT ");
-        put(q, drive ? "r.rid IN (SELECT m.group_rid FROM members m WHERE m.member_rid = "
-                     : "EXISTS (SELECT 1 FROM members m WHERE m.group_rid = r.rid"
-                       " AND m.member_rid = ");
-        put(q, "(SELECT u.rid FROM resources u WHERE u.tid = ?1 AND u.id = ");
-        param(q, f->str, f->len);
-        put(q, "))");
+    case SF_LF_TRUE:
+        sf_put(q, "1");
         return 1;
-    case LF_MEMBER_PR:
-        put(q, "EXISTS (SELECT 1 FROM members m WHERE m.group_rid = r.rid)");
+    case SF_LF_MEMBER_EQ:
+    case SF_LF_MEMBER_NE:
+        if (k == SF_LF_MEMBER_NE) sf_put(q, "NOT ");
+        sf_put(q, drive ? "r.rid IN (SELECT m.group_rid FROM members m WHERE m.member_rid = "
+                        : "EXISTS (SELECT 1 FROM members m WHERE m.group_rid = r.rid"
+                          " AND m.member_rid = ");
+        sf_put(q, "(SELECT u.rid FROM resources u WHERE u.tid = ?1 AND u.id = ");
+        put_param(q, f->str, f->len);
+        sf_put(q, "))");
         return 1;
-    case LF_JSON:
-        put_json_leaf(q, f, sc);
+    case SF_LF_MEMBER_PR:
+        sf_put(q, "EXISTS (SELECT 1 FROM members m WHERE m.group_rid = r.rid)");
+        return 1;
+    case SF_LF_JSON:
+        sf_json_leaf(q, f, sc);
         return 1;
     default:
         return 0;
     }
 }
 
-/* A node on the element `e` (elem_ok() holds): always exact. */
-static void comp_elem(struct qb *q, const sg_filter *g, const sg_attr_ref *vpa)
+/* An OR drives with every branch in drive form when all of them can. */
+static int comp_or(sf_qb *q, const sg_filter *f, int drive, const sf_scope *sc, int *exact)
 {
-    const struct scope es = {CX_ELEM, vpa};
-    switch (g->op) {
-    case SG_FOP_AND:
-    case SG_FOP_OR:
-        put(q, "(");
-        comp_elem(q, g->a, vpa);
-        put(q, g->op == SG_FOP_AND ? " AND " : " OR ");
-        comp_elem(q, g->b, vpa);
-        put(q, ")");
-        return;
-    case SG_FOP_NOT:
-        put(q, "(NOT ");
-        comp_elem(q, g->a, vpa);
-        put(q, ")");
-        return;
-    default:
-        comp_leaf(q, g, 0, &es);
-        return;
-    }
+    return sf_comp_or(q, f, drive && sf_rank(q, f, sc) > 0, sc, exact);
 }
 
-/* "Some element of vpa's array satisfies a (and b)", in one json_each. */
-static void put_vp_each(struct qb *q, const sg_attr_ref *vpa, const sg_filter *a,
-                        const sg_filter *b)
-{
-    put_each(q, "EXISTS", vpa);
-    comp_elem(q, a, vpa);
-    if (b) {
-        put(q, " AND ");
-        comp_elem(q, b, vpa);
-    }
-    put(q, ")");
-}
-
-static int comp(struct qb *q, const sg_filter *f, int drive, const struct scope *sc, int *exact);
-
-/*
-** AND of a and b (also the two halves of a value path): the more selective
-** side drives. *ea / *eb tell whether each side compiled exactly.
-*/
-static int comp_and(struct qb *q, const sg_filter *a, const sg_filter *b, const struct scope *sc,
-                    int drive, int *ea, int *eb)
-{
-    int ra = drive ? rank(q, a, sc) : 0, rb = drive ? rank(q, b, sc) : 0;
-    int da = ra > 0 && ra >= rb, db = rb > 0 && !da;
-    struct mark m = mark(q);
-    *ea = *eb = 0;
-    put(q, "(");
-    int na = a ? comp(q, a, da, sc, ea) : 0;
-    struct mark mb = mark(q);
-    if (na) put(q, " AND ");
-    int nb = b ? comp(q, b, db, sc, eb) : 0;
-    if (!nb) restore(q, mb);
-    if (!na && !nb) {
-        restore(q, m);
-        return 0;
-    }
-    put(q, ")");
-    return 1;
-}
-
-static int comp(struct qb *q, const sg_filter *f, int drive, const struct scope *sc, int *exact)
-{
-    int ea, eb;
-    struct mark m;
-    *exact = 0;
-    if (!f) return 0;
-    switch (f->op) {
-    case SG_FOP_AND:
-        if (vp_compound_whole(f, sc)) {
-            /* Both sides on the same element: one json_each. */
-            put_vp_each(q, sc->vpa, f, NULL);
-            *exact = 1;
-            return 1;
-        }
-        if (!comp_and(q, f->a, f->b, sc, drive, &ea, &eb)) return 0;
-        /* Inside a value path both sides must hold for the same element,
-         * which separate look-ups cannot tell. */
-        *exact = ea && eb && sc->cx == CX_TOP;
-        return 1;
-    case SG_FOP_OR: {
-        int d = drive && rank(q, f, sc) > 0;
-        m = mark(q);
-        put(q, "(");
-        if (!comp(q, f->a, d, sc, &ea)) break;
-        put(q, " OR ");
-        if (!comp(q, f->b, d, sc, &eb)) break;
-        put(q, ")");
-        /* "some element matches x or y" is "some matches x or some
-         * matches y", so OR stays exact inside a value path. */
-        *exact = ea && eb;
-        return 1;
-    }
-    case SG_FOP_NOT:
-        if (sc->cx == CX_VP) {
-            if (!vp_compound_whole(f, sc)) return 0;
-            put_vp_each(q, sc->vpa, f, NULL);
-            *exact = 1;
-            return 1;
-        }
-        m = mark(q);
-        put(q, "NOT ");
-        if (!comp(q, f->a, 0, sc, &ea) || !ea) break;
-        *exact = 1;
-        return 1;
-    case SG_FOP_VALUEPATH: {
-        if (sc->cx != CX_TOP) return 0;
-        if (vp_whole(f)) {
-            /* Every condition reads the body: evaluate them on each
-             * element, as the evaluator does. */
-            put_vp_each(q, &f->attr, f->a, f->b);
-            *exact = 1;
-            return 1;
-        }
-        /* attr[a] alone is exact when `a` is: a key per element value makes
-         * "some element has value x" the same as "has key x". With `.sub op
-         * v` the two halves may hold on different elements: necessary. */
-        struct scope vs = {CX_VP, &f->attr};
-        if (!comp_and(q, f->a, f->b, &vs, drive, &ea, &eb)) return 0;
-        *exact = !f->b && ea;
-        return 1;
-    }
-    default:
-        *exact = comp_leaf(q, f, drive, sc);
-        return *exact;
-    }
-    restore(q, m);
-    return 0;
-}
-
-/*
-** Compile the query's filter into q->sql; returns the residual node: NULL, a
-** child of a top-level AND (the only one not compiled exactly), or the root.
-*/
-static const sg_filter *compile_filter(struct qb *q, const sg_filter *f, int *emitted)
-{
-    int ea, eb, exact;
-    *emitted = 0;
-    if (!f) return NULL;
-    if (f->op == SG_FOP_AND) {
-        *emitted = comp_and(q, f->a, f->b, &top_scope, 1, &ea, &eb);
-        if (ea && eb) return NULL;
-        if (ea) return f->b;
-        if (eb) return f->a;
-        return f;
-    }
-    *emitted = comp(q, f, 1, &top_scope, &exact);
-    return exact ? NULL : f;
-}
+static const sf_dialect dialect = {
+    .sigil = '?',
+    .text_ok = text_ok,
+    .key_ok = label_ok,
+    .leaf = comp_leaf,
+    .each = put_each,
+    .jcond = jcond,
+    .comp_or = comp_or,
+};
 
 /* ---- search ------------------------------------------------------------------------------ */
 
@@ -2723,18 +2113,18 @@ static void fcache_put(sqlite3_stmt *s, int owned)
     }
 }
 
-static void bind_params(sqlite3_stmt *s, int64_t tid, sg_rtype type, const struct qb *q)
+static void bind_params(sqlite3_stmt *s, int64_t tid, sg_rtype type, const sf_qb *q)
 {
     sqlite3_bind_int64(s, 1, tid);
     sqlite3_bind_int(s, 2, type);
     for (size_t i = 0; i < q->np; i++) {
-        const struct param *p = &q->p[i];
-        int n = (int)i + 3;
+        const struct sf_param *p = &q->p[i];
+        int n = (int)(i + SF_FIRST_PARAM);
         switch (p->kind) {
-        case PK_REAL:
+        case SF_PK_DOUBLE:
             sqlite3_bind_double(s, n, p->num);
             break;
-        case PK_BLOB:
+        case SF_PK_BLOB:
             /* Never a NULL pointer: that would bind SQL NULL. */
             sqlite3_bind_blob(s, n, p->s ? p->s : "", p->len, SQLITE_STATIC);
             break;
@@ -2745,55 +2135,14 @@ static void bind_params(sqlite3_stmt *s, int64_t tid, sg_rtype type, const struc
     }
 }
 
-/* How rows can be ordered by the query's sort attribute in SQL. */
-enum sortkind {
-    SK_NONE,  /* not here: sorted = 0, the core sorts              */
-    SK_META,  /* id, meta.created, meta.lastModified columns       */
-    SK_KEY,   /* the folded index key of a single-valued attribute */
-    SK_JTEXT, /* a case-exact string in the body                   */
-    SK_JNUM,  /* an integer or decimal in the body                 */
-    SK_JBOOL, /* a boolean in the body (false before true)         */
-};
-
-static enum sortkind sort_kind(const sg_attr_ref *a)
-{
-    if (!a || !a->path) return SK_NONE;
-    if (a->flags & SG_ATTR_META)
-        return !strcmp(a->path, "id") || !strcmp(a->path, "meta.created") ||
-                       !strcmp(a->path, "meta.lastModified")
-                   ? SK_META
-                   : SK_NONE;
-    /* Only single values have one place in an order. */
-    if (a->flags & (SG_ATTR_MULTI | SG_ATTR_MEMBERS)) return SK_NONE;
-    /* Keys hold the folded text: that order is the core's for strings. */
-    if ((a->flags & SG_ATTR_INDEXED) && (a->type == SG_AT_STRING || a->type == SG_AT_REFERENCE))
-        return SK_KEY;
-    if (!json_addressable(a)) return SK_NONE;
-    switch (a->type) {
-    case SG_AT_STRING:
-    case SG_AT_REFERENCE:
-    case SG_AT_BINARY:
-        /* Case-insensitive strings sort by their folded form, which only
-         * the core computes. */
-        return (a->flags & SG_ATTR_CASE_EXACT) ? SK_JTEXT : SK_NONE;
-    case SG_AT_INTEGER:
-    case SG_AT_DECIMAL:
-        return SK_JNUM;
-    case SG_AT_BOOLEAN:
-        return SK_JBOOL;
-    default: /* dateTime (stored as sent, any offset), complex */
-        return SK_NONE;
-    }
-}
-
 struct search {
     sg_conn *c;
     const sg_query *q;
     int64_t tid;
-    struct qb where; /* the WHERE clause and its parameters */
+    sf_qb where; /* the WHERE clause and its parameters */
     const sg_filter *residual;
-    enum sortkind sk;
-    char *sort_path; /* SK_J*: the JSON path of the sort attribute */
+    sf_sortkind sk;
+    char *sort_path; /* SF_SK_J*: the JSON path of the sort attribute */
 };
 
 /* Build "SELECT ... FROM resources r WHERE ..." (count or rows). */
@@ -2801,9 +2150,9 @@ static sg_status build_sql(struct search *s, int count, int paged, sg_buf *sql)
 {
     const sg_host *h = s->c->host;
     const sg_query *q = s->q;
-    const struct qb *w = &s->where;
+    const sf_qb *w = &s->where;
     char ph[64];
-    size_t next = w->np + 3;
+    size_t next = w->np + SF_FIRST_PARAM;
     sg_status st = SG_OK;
 #define ADD(str) (st == SG_OK ? (st = h->buf_append(sql, (str), strlen(str))) : st)
     ADD(count ? "SELECT count(*) FROM resources r WHERE "
@@ -2812,38 +2161,38 @@ static sg_status build_sql(struct search *s, int count, int paged, sg_buf *sql)
     if (!count) {
         const sg_attr_ref *a = q->sort;
         ADD(" ORDER BY ");
-        if (s->sk == SK_META) {
+        if (s->sk == SF_SK_META) {
             ADD(!strcmp(a->path, "id")             ? "r.id"
                 : !strcmp(a->path, "meta.created") ? "r.created"
                                                    : "r.modified");
             ADD(q->sort_descending ? " DESC, " : ", ");
-        } else if (s->sk != SK_NONE) {
+        } else if (s->sk != SF_SK_NONE) {
             /* The sort value, NULL when missing (absent, or not of the
              * attribute's type). Missing values go last when ascending and
              * first when descending (RFC 7644 §3.4.2.3); ties in creation
              * order. */
             snprintf(ph, sizeof ph, "?%zu", next++);
             switch (s->sk) {
-            case SK_KEY:
+            case SF_SK_KEY:
                 ADD("(SELECT k.folded FROM resource_keys k WHERE k.rid = r.rid AND k.attr = ");
                 ADD(ph);
                 ADD(" LIMIT 1)");
                 break;
-            case SK_JTEXT:
+            case SF_SK_JTEXT:
                 ADD("(CASE WHEN json_type(r.body, ");
                 ADD(ph);
                 ADD(") = 'text' THEN json_extract(r.body, ");
                 ADD(ph);
                 ADD(") END)");
                 break;
-            case SK_JNUM:
+            case SF_SK_JNUM:
                 ADD("(CASE WHEN json_type(r.body, ");
                 ADD(ph);
                 ADD(") IN ('integer', 'real') THEN CAST(json_extract(r.body, ");
                 ADD(ph);
                 ADD(") AS REAL) END)");
                 break;
-            default: /* SK_JBOOL */
+            default: /* SF_SK_JBOOL */
                 ADD("(CASE json_type(r.body, ");
                 ADD(ph);
                 ADD(") WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)");
@@ -2900,10 +2249,10 @@ static sg_status run_rows(struct search *s, int paged, sg_row_fn fn, void *ud, i
     c->host->free(sql.data);
     if (rc != SQLITE_OK) return fail(c, rc, err);
     bind_params(q, s->tid, qq->type, &s->where);
-    int next = (int)s->where.np + 3;
-    if (s->sk == SK_KEY)
+    int next = (int)(s->where.np + SF_FIRST_PARAM);
+    if (s->sk == SF_SK_KEY)
         sqlite3_bind_text(q, next++, qq->sort->path, -1, SQLITE_STATIC);
-    else if (s->sk != SK_NONE && s->sk != SK_META)
+    else if (s->sk != SF_SK_NONE && s->sk != SF_SK_META)
         sqlite3_bind_text(q, next++, s->sort_path, -1, SQLITE_STATIC);
     if (paged) {
         sqlite3_bind_int64(q, next, qq->count > 0 ? qq->count : -1);
@@ -2928,20 +2277,16 @@ static sg_status st_search(sg_conn *c, const char *tenant, const sg_query *q, sg
     *out = (sg_search_out){.residual = NULL, .total = -1, .sorted = 0};
     if (!q || !valid_rtype(q->type))
         return sg_error_set(err, SG_EINVALID, NULL, "bad query: resource type");
-    struct search s = {.c = c, .q = q, .where = {.h = c->host}};
+    struct search s = {.c = c, .q = q, .where = {.h = c->host, .d = &dialect}};
     sg_status st = tid_of(c, tenant, &s.tid, err);
     if (st != SG_OK) return st;
 
     /* The unary + keeps the planner from starting at the tenant's whole
      * (tid, rtype) range when the filter can drive (see above). */
-    int emitted, drivable = q->filter && rank(&s.where, q->filter, &top_scope) > 0;
-    put(&s.where, drivable ? "+r.tid = ?1 AND +r.rtype = ?2" : "r.tid = ?1 AND r.rtype = ?2");
-    struct mark m = mark(&s.where);
-    put(&s.where, " AND ");
-    s.residual = compile_filter(&s.where, q->filter, &emitted);
-    if (!emitted) restore(&s.where, m);
-    s.sk = q->sort ? sort_kind(q->sort) : SK_NONE;
-    if (s.sk == SK_JTEXT || s.sk == SK_JNUM || s.sk == SK_JBOOL) {
+    s.residual = sf_compile_where(&s.where, q->filter, "r.tid = ?1 AND r.rtype = ?2",
+                                  "+r.tid = ?1 AND +r.rtype = ?2");
+    s.sk = sf_sort_kind(&s.where, q->sort);
+    if (s.sk == SF_SK_JTEXT || s.sk == SF_SK_JNUM || s.sk == SF_SK_JBOOL) {
         s.sort_path = jpath_full(c->host, q->sort);
         if (!s.sort_path) s.where.nomem = 1;
     }
@@ -2949,7 +2294,7 @@ static sg_status st_search(sg_conn *c, const char *tenant, const sg_query *q, sg
         st = oom(err);
         goto out;
     }
-    int sort_ok = !q->sort || s.sk != SK_NONE;
+    int sort_ok = !q->sort || s.sk != SF_SK_NONE;
     out->residual = s.residual;
     out->sorted = sort_ok;
 
@@ -2966,22 +2311,11 @@ static sg_status st_search(sg_conn *c, const char *tenant, const sg_query *q, sg
     if (implicit && (st = exec1(c, ST_BEGIN, err)) != SG_OK) goto out;
     int64_t nrows = 0;
     if (need_rows) st = run_rows(&s, paged, fn, ud, &nrows, err);
-    if (st == SG_OK && need_count) {
-        /* A page that is not full, and not empty past an offset, tells the
-         * total by itself: most look-ups (userName eq ...) then cost one
-         * statement. */
-        int64_t offset = paged && q->start_index > 1 ? q->start_index - 1 : 0;
-        int unlimited = !paged || q->count < 0;
-        if (need_rows && (unlimited || nrows < q->count) && (nrows > 0 || offset == 0))
-            out->total = offset + nrows;
-        else
-            st = run_count(&s, &out->total, err);
-    }
+    if (st == SG_OK && need_count && (!need_rows || !sf_page_total(q, paged, nrows, &out->total)))
+        st = run_count(&s, &out->total, err);
     if (implicit && !sqlite3_get_autocommit(c->db)) exec1(c, ST_COMMIT, NULL);
 out:
-    free_params(&s.where, 0);
-    c->host->free(s.where.sql.data);
-    c->host->free(s.where.p);
+    sf_qb_free(&s.where);
     c->host->free(s.sort_path);
     return st;
 }

@@ -28,7 +28,8 @@
 **       resources        create/get/replace/remove, keys, uniqueness
 **                        (SG_ECONFLICT, scim_type "uniqueness");
 **       search           compile what you can of the filter AST, return
-**                        the rest as `residual` exactly as storage.h says;
+**                        the rest as `residual` exactly as storage.h says
+**                        (an SQL store: plugins/common/sqlfilter.h);
 **       memberships      rows, O(k) in the ids given, never a group scan;
 **       lifecycle        devices, settings, events (seq grows in commit
 **                        order across the store), tombstones, the outbox
