@@ -9,7 +9,7 @@ local POOL = 2000
 local ROUNDS = tonumber(os.getenv("SG_BENCH_ROUNDS") or "3")
 local SECONDS = os.getenv("SG_BENCH_SECONDS") or "8"
 
-local gw = gateway.start{config = {log_level = "warn", ["limits.body_bytes"] = "64MiB"}}
+local gw = gateway.start{config = {log_level = "warn", ["limits.tenant_rps"] = "0", ["limits.body_bytes"] = "64MiB"}}
 os.execute("taskset -a -cp 0 " .. gw.pid .. " >/dev/null")
 
 local function seed_users(count, prefix)
