@@ -1067,6 +1067,22 @@ static void tenant_endpoint(actx *c)
     admin_error(c->res, 404, "no such admin endpoint");
 }
 
+bool sg_admin_operator(sg_worker *w, sg_request *req, sg_response *res)
+{
+    actx c = {.w = w, .req = req, .res = res, .st = w->srv->plugins->st};
+    sg_error_clear(&c.err);
+    if (sg_worker_conn(w, &c.conn, &c.err) != SG_OK) {
+        admin_error(res, 503, "the store is unavailable");
+        return false;
+    }
+    if (!authenticate(&c)) return false;
+    if (!c.p.operator) {
+        admin_error(res, 403, "only an operator's admin token may read the metrics");
+        return false;
+    }
+    return true;
+}
+
 void sg_admin_handle(sg_worker *w, sg_request *req, sg_response *res)
 {
     actx c = {.w = w, .req = req, .res = res, .st = w->srv->plugins->st};

@@ -84,4 +84,8 @@
 
 void sg_admin_handle(sg_worker *w, sg_request *req, sg_response *res);
 
+/* Does the request carry an operator's admin token? Else false with the
+ * 401/403 (or 503) answer in `res` (for /metrics). */
+bool sg_admin_operator(sg_worker *w, sg_request *req, sg_response *res);
+
 #endif

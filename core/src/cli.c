@@ -17,8 +17,10 @@
 #include "http.h"
 #include "log.h"
 #include "lua_host.h"
+#include "metrics.h"
 #include "paths.h"
 #include "plugin.h"
+#include "ratelimit.h"
 #include "runner.h"
 #include "schema.h"
 #include "scim.h"
@@ -342,9 +344,23 @@ static int cmd_serve(sg_config *cfg)
         sg_schemas_free();
         return 1;
     }
+    /* Before any thread uses the store: count its failures for /metrics. */
+    sg_plugins_watch(&plugins, sg_metrics_storage_status);
+    sg_metrics_init((size_t)cfg->limits.metrics_tenants, cfg->storage);
+    const sg_limits *lim = &cfg->limits;
     sg_server srv = {.cfg = cfg,
                      .plugins = &plugins,
-                     .flim = {(size_t)cfg->limits.filter_length, (int)cfg->limits.filter_depth}};
+                     .flim = {(size_t)lim->filter_length, (int)lim->filter_depth},
+                     .ratelimit = sg_ratelimit_new(
+                         (double)lim->tenant_rps,
+                         (double)(lim->tenant_burst > 0 ? lim->tenant_burst : lim->tenant_rps))};
+    if (lim->tenant_rps > 0 && !srv.ratelimit) {
+        sg_log(SG_LOG_ERROR, "main", "out of memory for the rate limits");
+        sg_metrics_free();
+        sg_plugins_close(&plugins);
+        sg_schemas_free();
+        return 1;
+    }
     sg_http *http = NULL;
     int rc = 1;
     char spool[1024];
@@ -391,6 +407,8 @@ out:
     sg_outbox_stop();
     sg_touch_stop();
     sg_scripts_stop();
+    sg_ratelimit_free(srv.ratelimit);
+    sg_metrics_free();
     sg_plugins_close(&plugins);
     sg_schemas_free();
     curl_global_cleanup();

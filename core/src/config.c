@@ -51,7 +51,12 @@ static const key_def keys[] = {
     {"limits.bulk_bytes", Z(bulk_bytes), "8MiB", "Bulk body cap"},
     {"limits.lua_instructions", I(lua_instructions), "1000000", "instructions per hook call"},
     {"limits.lua_memory", Z(lua_memory), "32MiB", "memory per Lua state"},
-    {"limits.tenant_rps", I(tenant_rps), "500", "requests per second per tenant"},
+    {"limits.tenant_rps", I(tenant_rps), "500",
+     "SCIM requests per second per tenant and node before 429 (0: no limit)"},
+    {"limits.tenant_burst", I(tenant_burst), "0",
+     "requests a tenant may send at once after a pause (0: limits.tenant_rps)"},
+    {"limits.metrics_tenants", I(metrics_tenants), "100",
+     "tenants /metrics names; the others are summed as tenant=\"other\""},
     {"limits.workers", I(workers), "64", "worker threads (concurrent connections)"},
     {"limits.longpoll", I(longpoll), "16", "concurrent long-polls (below workers)"},
     {"outbox.workers", OI(workers), "2",
@@ -246,6 +251,11 @@ static bool validate(sg_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen,
                  "a limit is too small to serve SCIM (body_bytes >= 1024, "
                  "json_depth >= 4, filter_length >= 16, filter_depth >= 2)");
+        return false;
+    }
+    if (l->metrics_tenants > 100000) {
+        snprintf(err, errlen,
+                 "limits.metrics_tenants must be at most 100000 (one series set each)");
         return false;
     }
     if (!cfg->data || !cfg->listen || !cfg->storage) {

@@ -28,6 +28,8 @@ typedef struct sg_limits {
     int64_t lua_instructions;
     int64_t lua_memory;
     int64_t tenant_rps;
+    int64_t tenant_burst; /* 0: the same as tenant_rps */
+    int64_t metrics_tenants;
     int64_t workers;
     int64_t longpoll;
 } sg_limits;

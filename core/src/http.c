@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "log.h"
 #include "lua_host.h"
+#include "metrics.h"
 #include "util.h"
 
 struct sg_http {
@@ -183,7 +184,7 @@ static int handler(struct mg_connection *conn, void *cbdata)
     sg_http *h = cbdata;
     const struct mg_request_info *ri = mg_get_request_info(conn);
     sg_worker *w = mg_get_thread_pointer(conn);
-    int64_t t0 = sg_mono_ms();
+    int64_t t0 = sg_mono_us();
     char id[17];
     unsigned char rnd[8];
     sg_random(rnd, sizeof rnd);
@@ -279,13 +280,20 @@ static int handler(struct mg_connection *conn, void *cbdata)
         break;
     }
     case SG_ROUTE_METRICS:
+        /* An operator's admin token, on admin_listen: tenant ids are the
+         * secret half of tenant URLs, and admin_listen is the SCIM
+         * listener unless configured apart. */
         if (!on_admin) {
             sg_respond_error(&res, 404, NULL, "not found");
             break;
         }
-        res.status = 404;
-        res.content_type = SG_CT_JSON;
-        sg_buf_puts(&res.body, "{\"error\":\"not found\"}");
+        if (!sg_admin_operator(w, &req, &res)) break;
+        if (strcmp(req.method, "GET")) {
+            plain_json(&res, 405, "{\"status\":405,\"detail\":\"use GET\"}");
+            sg_respond_header(&res, "Allow", "GET");
+            break;
+        }
+        sg_metrics_scrape(w, &res);
         break;
     default:
         sg_respond_error(&res, 404, NULL,
@@ -293,13 +301,19 @@ static int handler(struct mg_connection *conn, void *cbdata)
         break;
     }
     send_response(conn, &res, id, close);
+    int64_t us = sg_mono_us() - t0;
+    if (req.route.kind == SG_ROUTE_SCIM)
+        sg_metrics_scim_request(req.authenticated ? req.route.tenant : NULL,
+                                sg_metrics_op(&req.route, req.method), res.status, us);
+    else
+        sg_metrics_http_request(req.route.kind, res.status);
 
     if (sg_log_enabled(SG_LOG_INFO)) {
         sg_buf f = {0};
         sg_buf_printf(&f, "\"method\":\"%s\",\"path\":", req.method);
         sg_buf_json_str(&f, req.route.norm, strlen(req.route.norm));
         sg_buf_printf(&f, ",\"status\":%d,\"ms\":%lld,\"peer\":\"%s\"", res.status,
-                      (long long)(sg_mono_ms() - t0), req.peer);
+                      (long long)(us / 1000), req.peer);
         if (req.route.kind == SG_ROUTE_SCIM)
             sg_buf_printf(&f, ",\"tenant\":\"%s\"", req.route.tenant);
         if (req.principal.token_id[0])

@@ -18,6 +18,7 @@
 #include "lua_deliver.h"
 #include "lua_json.h"
 #include "lua_module.h"
+#include "metrics.h"
 #include "util.h"
 
 /* ---- the script set -------------------------------------------------------- */
@@ -909,7 +910,10 @@ sg_status sg_lua_map(sg_lua *l, sg_hook hook, const sg_hook_ctx *ctx, json_t **r
     const script *sc = NULL;
     sg_status s = begin_hook(l, ctx->tenant, hook, &sc, err);
     if (s == SG_ENOTFOUND) return SG_OK;
-    if (s != SG_OK) return s;
+    if (s != SG_OK) {
+        sg_metrics_hook(hook, -1, true);
+        return s;
+    }
     lua_State *L = l->L;
     int top = lua_gettop(L) - 1;
     if (!lua_checkstack(L, 8) || sg_lua_push_json(L, *resource, g.cfg.json_depth) != 0) {
@@ -917,12 +921,17 @@ sg_status sg_lua_map(sg_lua *l, sg_hook hook, const sg_hook_ctx *ctx, json_t **r
         return sg_error_set(err, SG_EINVALID, "invalidSyntax", "the resource nests too deeply");
     }
     push_ctx(L, ctx, g.cfg.json_depth);
-    if (call(L, &l->si, 2, 2, g.cfg.instructions) != LUA_OK) {
+    int64_t t0 = sg_mono_us();
+    int rc = call(L, &l->si, 2, 2, g.cfg.instructions);
+    int64_t us = sg_mono_us() - t0;
+    if (rc != LUA_OK) {
+        sg_metrics_hook(hook, us, true);
         s = script_failed(l, hook, hook_script(l, ctx->tenant, hook), err);
         lua_settop(L, top);
         return s;
     }
     if (lua_isnil(L, -2)) {
+        sg_metrics_hook(hook, us, false); /* a refusal is an answer */
         /* nil, {status =, scimType =, detail =}: the script refuses. */
         int status = 400;
         const char *type = "invalidValue", *detail = "refused by the mapping script";
@@ -955,6 +964,7 @@ sg_status sg_lua_map(sg_lua *l, sg_hook hook, const sg_hook_ctx *ctx, json_t **r
     char msg[256];
     json_t *out = sg_lua_to_json(L, -2, g.cfg.json_depth, msg, sizeof msg);
     lua_settop(L, top);
+    sg_metrics_hook(hook, us, !out || !json_is_object(out));
     if (!out || !json_is_object(out)) {
         json_decref(out);
         sg_log(SG_LOG_ERROR, "lua", "%s.%s (%s) returned no resource: %s", hook_names[hook][0],
@@ -990,7 +1000,10 @@ sg_status sg_lua_accept(sg_lua *l, const sg_hook_ctx *ctx, const json_t *group, 
     const script *sc = NULL;
     sg_status s = begin_hook(l, ctx->tenant, SG_HOOK_ACCEPT, &sc, err);
     if (s == SG_ENOTFOUND) return SG_OK;
-    if (s != SG_OK) return s;
+    if (s != SG_OK) {
+        sg_metrics_hook(SG_HOOK_ACCEPT, -1, true);
+        return s;
+    }
     lua_State *L = l->L;
     int top = lua_gettop(L) - 1;
     if (!lua_checkstack(L, 8) || sg_lua_push_json(L, group, g.cfg.json_depth) != 0) {
@@ -998,7 +1011,11 @@ sg_status sg_lua_accept(sg_lua *l, const sg_hook_ctx *ctx, const json_t *group, 
         return sg_error_set(err, SG_EINVALID, "invalidSyntax", "the group nests too deeply");
     }
     push_ctx(L, ctx, g.cfg.json_depth);
-    if (call(L, &l->si, 2, 2, g.cfg.instructions) != LUA_OK) {
+    int64_t t0 = sg_mono_us();
+    int rc = call(L, &l->si, 2, 2, g.cfg.instructions);
+    int64_t us = sg_mono_us() - t0;
+    if (rc != LUA_OK) {
+        sg_metrics_hook(SG_HOOK_ACCEPT, us, true);
         s = script_failed(l, SG_HOOK_ACCEPT, hook_script(l, ctx->tenant, SG_HOOK_ACCEPT), err);
         lua_settop(L, top);
         return s;
@@ -1006,6 +1023,7 @@ sg_status sg_lua_accept(sg_lua *l, const sg_hook_ctx *ctx, const json_t *group, 
     static const char *const words[] = {"accept", "ignore", "reject"};
     int v = read_verdict(L, words, 3, reason);
     lua_settop(L, top);
+    sg_metrics_hook(SG_HOOK_ACCEPT, us, v < 0);
     if (v < 0) {
         sg_log(SG_LOG_ERROR, "lua",
                "groups.accept (%s) must return \"accept\", \"ignore\" or "
@@ -1031,7 +1049,10 @@ sg_status sg_lua_outbox_hook(sg_lua *l, sg_hook hook, const sg_hook_ctx *ctx,
         snprintf(reason, 256, "no %s.%s hook", hook_names[hook][0], hook_names[hook][1]);
         return SG_OK; /* retried: an admin may add the script */
     }
-    if (s != SG_OK) return SG_OK; /* counted as a retry; logged */
+    if (s != SG_OK) {
+        sg_metrics_hook(hook, -1, true);
+        return SG_OK; /* counted as a retry; logged */
+    }
     lua_State *L = l->L;
     int top = lua_gettop(L) - 1;
     if (!lua_checkstack(L, nargs + 6)) {
@@ -1049,9 +1070,12 @@ sg_status sg_lua_outbox_hook(sg_lua *l, sg_hook hook, const sg_hook_ctx *ctx,
     }
     push_ctx(L, ctx, g.cfg.json_depth);
     sg_lua_deliver_allow(L, 1);
+    int64_t t0 = sg_mono_us();
     int rc = call(L, &l->si, nargs + 1, 2, g.cfg.instructions);
+    int64_t us = sg_mono_us() - t0;
     sg_lua_deliver_allow(L, 0);
     if (rc != LUA_OK) {
+        sg_metrics_hook(hook, us, true);
         sg_error e;
         script_failed(l, hook, hook_script(l, ctx->tenant, hook), &e);
         snprintf(reason, 256, "the %s script failed (see the log)", hook_names[hook][0]);
@@ -1061,6 +1085,7 @@ sg_status sg_lua_outbox_hook(sg_lua *l, sg_hook hook, const sg_hook_ctx *ctx,
     static const char *const words[] = {"ok", "retry", "fail"};
     int v = read_verdict(L, words, 3, reason);
     lua_settop(L, top);
+    sg_metrics_hook(hook, us, v < 0); /* "retry" and "fail" are answers */
     if (v < 0) {
         snprintf(reason, 256, "%s.%s must return \"ok\", \"retry\" or \"fail\"",
                  hook_names[hook][0], hook_names[hook][1]);

@@ -232,6 +232,12 @@ bool sg_plugins_open(sg_plugins *p, const sg_config *cfg, bool with_auth, char *
     return true;
 }
 
+void sg_plugins_set_storage(sg_plugins *p, const sg_storage_vtab *vt)
+{
+    p->st = vt;
+    g_storage = vt;
+}
+
 void sg_plugins_close(sg_plugins *p)
 {
     for (size_t i = 0; i < p->nauth; i++) {

@@ -46,4 +46,14 @@ bool sg_plugins_open(sg_plugins *p, const struct sg_config *cfg, bool with_auth,
                      size_t errlen);
 void sg_plugins_close(sg_plugins *p);
 
+/* Put `vt`, a wrapper of the loaded storage vtable, in front of it: p->st
+ * and the host's token_lookup call it from now on. Start-up only. */
+void sg_plugins_set_storage(sg_plugins *p, const sg_storage_vtab *vt);
+
+/* storage_watch.c: hand the status of every storage call that fails to
+ * `on_status` (called on the calling thread; it must be thread-safe), by
+ * putting a forwarding vtable in front of p->st. Once per process, at
+ * start-up, before any thread uses the store. */
+void sg_plugins_watch(sg_plugins *p, void (*on_status)(sg_status s));
+
 #endif

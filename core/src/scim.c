@@ -5,9 +5,13 @@
 */
 #include "scim.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
+#include "ratelimit.h"
+#include "util.h"
 
 sg_status sg_worker_conn(sg_worker *w, sg_conn **out, sg_error *err)
 {
@@ -74,6 +78,7 @@ static bool authenticate(sg_worker *w, sg_request *req, sg_response *res)
                 unauthorized(res, "the token is not valid for this tenant URL", true);
                 return false;
             }
+            req->authenticated = true;
             return true;
         case SG_AUTH_DENIED:
             unauthorized(res, err.detail[0] ? err.detail : "the token is not valid", true);
@@ -95,9 +100,48 @@ static bool authenticate(sg_worker *w, sg_request *req, sg_response *res)
     return false;
 }
 
+/*
+** The tenant's rate limit (ratelimit.h), counted after authentication: only
+** a holder of the tenant's token spends its budget. Over it: 429 with
+** Retry-After, and one log line when a burst of refusals starts and one
+** when the tenant is served again.
+*/
+static bool within_limit(sg_worker *w, sg_request *req, sg_response *res)
+{
+    sg_ratelimit *rl = w->srv->ratelimit;
+    if (!rl) return true;
+    const char *tenant = req->route.tenant;
+    sg_rl_verdict v = sg_ratelimit_take(rl, tenant, sg_mono_us());
+    const sg_limits *l = &w->srv->cfg->limits;
+    if (v.allowed) {
+        if (v.burst_refused)
+            sg_log(SG_LOG_INFO, "ratelimit",
+                   "tenant %s is served again after %llu requests refused over its rate limit",
+                   tenant, (unsigned long long)v.burst_refused);
+        return true;
+    }
+    sg_metrics_rate_limited(tenant);
+    if (v.burst_started)
+        sg_log(SG_LOG_WARN, "ratelimit",
+               "tenant %s is over its rate limit (%lld requests/s, burst %lld): answering 429 "
+               "until it slows down",
+               tenant, (long long)l->tenant_rps,
+               (long long)(l->tenant_burst > 0 ? l->tenant_burst : l->tenant_rps));
+    char detail[200], secs[16];
+    snprintf(detail, sizeof detail,
+             "too many requests for this tenant (more than %lld a second); slow down and retry "
+             "after %d second%s",
+             (long long)l->tenant_rps, v.retry_after, v.retry_after == 1 ? "" : "s");
+    snprintf(secs, sizeof secs, "%d", v.retry_after);
+    sg_respond_error(res, 429, NULL, detail);
+    sg_respond_header(res, "Retry-After", secs);
+    return false;
+}
+
 void sg_scim_handle(sg_worker *w, sg_request *req, sg_response *res)
 {
     if (!authenticate(w, req, res)) return;
+    if (!within_limit(w, req, res)) return;
     snprintf(req->tenant_url, sizeof req->tenant_url, "%s/scim/v2/%s", req->base_url,
              req->route.tenant);
     switch (req->route.ep) {

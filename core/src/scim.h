@@ -18,10 +18,13 @@
 #define SG_CT_SCIM "application/scim+json"
 #define SG_CT_JSON "application/json"
 
+struct sg_ratelimit;
+
 typedef struct sg_server {
     const sg_config *cfg;
     sg_plugins *plugins;
     sg_filter_limits flim;
+    struct sg_ratelimit *ratelimit; /* per-tenant limits (ratelimit.h), or NULL */
 } sg_server;
 
 /* Per worker thread (CivetWeb's init_thread), never shared. */
@@ -41,6 +44,7 @@ typedef struct sg_request {
     const char *request_id;
     sg_route route;
     sg_principal principal;
+    bool authenticated;   /* a SCIM token of route.tenant was accepted */
     char tenant_url[512]; /* base_url + /scim/v2/<tenant> */
     /* A request header by case-insensitive name, or NULL. */
     const char *(*header)(const struct sg_request *r, const char *name);

@@ -26,6 +26,8 @@ void sg_new_uuid(char out[37]);
 int64_t sg_now_ms(void);
 /* Monotonic milliseconds, for timeouts and intervals. */
 int64_t sg_mono_ms(void);
+/* Monotonic microseconds, for latencies and rate limits. */
+int64_t sg_mono_us(void);
 /* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
 void sg_format_time(int64_t ms, char out[SG_TIME_MAX]);
 /* Parse an RFC 3339 timestamp to ms since the epoch; false if malformed. */
@@ -37,6 +39,10 @@ bool sg_parse_i64(const char *s, int64_t *out);
 bool sg_parse_size(const char *s, int64_t *out);
 /* Parse a duration: "90s", "15m", "12h", "7d", or plain seconds. */
 bool sg_parse_duration_ms(const char *s, int64_t *out_ms);
+
+/* A 64-bit hash of a string (FNV-1a) for in-memory tables; not for
+ * anything an attacker picks keys for at will. */
+uint64_t sg_hash_str(const char *s);
 
 /* ASCII case-insensitive equality of a NUL-terminated and a sized string. */
 bool sg_str_ieq(const char *a, const char *b, size_t blen);

@@ -2091,6 +2091,7 @@ static const sg_storage_vtab vtab = {
     .job_list = pg_job_list,
     .job_claim = pg_job_claim,
     .job_expire = pg_job_expire,
+    .job_counts = pg_job_counts,
 };
 
 SG_PLUGIN_EXPORT sg_status sg_plugin_init(const sg_host *host, sg_plugin_reg *out)

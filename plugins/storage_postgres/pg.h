@@ -205,5 +205,7 @@ sg_status pg_job_list(sg_conn *c, const char *tenant, const char *status, const 
 sg_status pg_job_claim(sg_conn *c, const char *owner, int64_t now_ms, int64_t lease_ms,
                        sg_job_fn fn, void *ud, sg_error *err);
 sg_status pg_job_expire(sg_conn *c, int64_t now_ms, sg_job_fn fn, void *ud, sg_error *err);
+sg_status pg_job_counts(sg_conn *c, const char *tenant, sg_job_count_fn fn, void *ud,
+                        sg_error *err);
 
 #endif

@@ -570,6 +570,14 @@ static const pg_stmt JOB_EXPIRE = {"job_expire",
                                    " WHERE status = 'AwaitingApproval' AND expires_ms <= $1::bigint"
                                    " RETURNING " JOB_COLS "," JOB_TENANT_COL};
 
+/* Index-only: jobs_tenant (tid, status, ...) and jobs_due (status, ...). */
+static const pg_stmt JOB_COUNTS = {"job_counts",
+                                   "SELECT status, count(*) FROM jobs WHERE tid = $1::bigint"
+                                   " GROUP BY status ORDER BY status COLLATE \"C\""};
+static const pg_stmt JOB_COUNTS_ALL = {"job_counts_all",
+                                       "SELECT status, count(*) FROM jobs GROUP BY status"
+                                       " ORDER BY status COLLATE \"C\""};
+
 static sg_status check_job(const sg_job *j, sg_error *err)
 {
     if (!j || !j->id || !*j->id || !j->user_id || !*j->user_id || !j->status || !*j->status ||
@@ -718,6 +726,28 @@ sg_status pg_job_list(sg_conn *c, const char *tenant, const char *status, const 
     pg_params_free(&p);
     if (st != SG_OK) return st;
     st = job_rows(r, tenant, fn, ud);
+    PQclear(r);
+    return st;
+}
+
+sg_status pg_job_counts(sg_conn *c, const char *tenant, sg_job_count_fn fn, void *ud, sg_error *err)
+{
+    if (!fn) return sg_error_set(err, SG_EINVALID, NULL, "no callback");
+    pg_params p;
+    PGresult *r;
+    pg_params_init(&p);
+    sg_status st = SG_OK;
+    if (tenant) {
+        int64_t tid;
+        st = pg_tid(c, tenant, &tid, err);
+        if (st != SG_OK) return st;
+        pg_param_i64(&p, tid);
+    }
+    st = pg_run(c, tenant ? &JOB_COUNTS : &JOB_COUNTS_ALL, &p, &r, err);
+    pg_params_free(&p);
+    if (st != SG_OK) return st;
+    for (int i = 0; st == SG_OK && i < PQntuples(r); i++)
+        st = fn(ud, pg_str(r, i, 0), strtoll(pg_str(r, i, 1), NULL, 10));
     PQclear(r);
     return st;
 }

@@ -308,6 +308,8 @@ enum {
     ST_JOB_CLAIM,
     ST_JOB_OVERDUE,
     ST_JOB_EXPIRE,
+    ST_JOB_COUNTS,
+    ST_JOB_COUNTS_ALL,
     ST_COUNT
 };
 
@@ -460,6 +462,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_JOB_EXPIRE] = "UPDATE jobs SET status = 'Expired', updated_ms = ?1"
                       " WHERE status = 'AwaitingApproval' AND expires_ms <= ?1"
                       " RETURNING " JOB_COLS "," JOB_TENANT_COL,
+    /* Index-only: jobs_tenant (tid, status, ...) and jobs_due (status, ...). */
+    [ST_JOB_COUNTS] = "SELECT status, count(*) FROM jobs WHERE tid = ?1 GROUP BY status"
+                      " ORDER BY status",
+    [ST_JOB_COUNTS_ALL] = "SELECT status, count(*) FROM jobs GROUP BY status ORDER BY status",
 };
 
 /* ---- instance and connection ------------------------------------------------- */
@@ -2973,6 +2979,27 @@ static sg_status st_job_list(sg_conn *c, const char *tenant, const char *status,
     return st;
 }
 
+static sg_status st_job_counts(sg_conn *c, const char *tenant, sg_job_count_fn fn, void *ud,
+                               sg_error *err)
+{
+    if (!fn) return sg_error_set(err, SG_EINVALID, NULL, "no callback");
+    int64_t tid = 0;
+    sg_status st = tenant ? tid_of(c, tenant, &tid, err) : SG_OK;
+    if (st != SG_OK) return st;
+    int id = tenant ? ST_JOB_COUNTS : ST_JOB_COUNTS_ALL;
+    sqlite3_stmt *s;
+    if ((st = use(c, id, &s, err)) != SG_OK) return st;
+    if (tenant) sqlite3_bind_int64(s, 1, tid);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *status = (const char *)sqlite3_column_text(s, 0);
+        if ((st = fn(ud, status ? status : "", sqlite3_column_int64(s, 1))) != SG_OK) break;
+    }
+    if (st == SG_OK && rc != SQLITE_DONE) st = fail(c, rc, err);
+    done(c, id, s);
+    return st;
+}
+
 /*
 ** Run ST_JOB_CLAIM or ST_JOB_EXPIRE (an UPDATE ... RETURNING) and hand each
 ** changed job to fn. The rows come back after the UPDATE is done; they are
@@ -3110,6 +3137,7 @@ static const sg_storage_vtab vtab = {
     .job_list = st_job_list,
     .job_claim = st_job_claim,
     .job_expire = st_job_expire,
+    .job_counts = st_job_counts,
 };
 
 SG_PLUGIN_EXPORT sg_status sg_plugin_init(const sg_host *host, sg_plugin_reg *out)

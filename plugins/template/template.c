@@ -367,6 +367,13 @@ static sg_status tpl_job_expire(sg_conn *c, int64_t now_ms, sg_job_fn fn, void *
     return notyet(err, "job_expire");
 }
 
+/* ABI 1.1, optional: the core checks `size` and NULL before calling it. */
+static sg_status tpl_job_counts(sg_conn *c, const char *tenant, sg_job_count_fn fn, void *ud,
+                                sg_error *err)
+{
+    return notyet(err, "job_counts");
+}
+
 /* ---- registration ------------------------------------------------------------------- */
 
 /* Designated initialisers: a method appended to the ABI later stays NULL
@@ -423,6 +430,7 @@ static const sg_storage_vtab vtab = {
     .job_list = tpl_job_list,
     .job_claim = tpl_job_claim,
     .job_expire = tpl_job_expire,
+    .job_counts = tpl_job_counts,
 };
 
 /*

@@ -13,8 +13,8 @@ local DSN = assert(os.getenv("SG_PG_DSN"), "SG_PG_DSN: a PostgreSQL database for
 
 local run = io.open("/proc/sys/kernel/random/uuid"):read("l"):sub(1, 8)
 local gws = {
-  sqlite = gateway.start{config = {log_level = "warn"}},
-  postgres = gateway.start{config = {log_level = "warn", storage = "postgres", ["storage.dsn"] = DSN},
+  sqlite = gateway.start{config = {log_level = "warn", ["limits.tenant_rps"] = "0"}},
+  postgres = gateway.start{config = {log_level = "warn", ["limits.tenant_rps"] = "0", storage = "postgres", ["storage.dsn"] = DSN},
                            tenant = "bench-" .. run, operator = "bench-" .. run},
 }
 

@@ -9,8 +9,8 @@ local CONNS = os.getenv("SG_BENCH_CONNECTIONS") or "16"
 
 local empty = tmpdir()
 local gws = {
-  scripts = gateway.start{config = {log_level = "warn"}},
-  none = gateway.start{scripts = empty, config = {log_level = "warn"}},
+  scripts = gateway.start{config = {log_level = "warn", ["limits.tenant_rps"] = "0"}},
+  none = gateway.start{scripts = empty, config = {log_level = "warn", ["limits.tenant_rps"] = "0"}},
 }
 
 local function wrk(gw, scenario, users_file)

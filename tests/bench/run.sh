@@ -3,6 +3,8 @@
 # (default: every tests/bench/*.lua). Each benchmark is a `scimgate test`
 # script that starts the gateway, seeds data and drives wrk; results go to
 # stdout. Benchmarks are never part of the test run: timing is not a test.
+# Each gateway runs with limits.tenant_rps = 0: a benchmark drives one tenant
+# far above the per-tenant rate limit, which would otherwise answer 429.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 tests/deps.sh

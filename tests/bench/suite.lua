@@ -23,7 +23,7 @@ local CONNS = os.getenv("SG_BENCH_CONNECTIONS") or "16"
 local ONLY = os.getenv("SG_BENCH_ONLY") or ""
 local BARE = assert(os.getenv("SG_BARE_HTTP"), "SG_BARE_HTTP: the bare_http binary (tests/bench/run.sh)")
 
-local gw = gateway.start{config = {log_level = "warn", ["limits.body_bytes"] = "64MiB"}}
+local gw = gateway.start{config = {log_level = "warn", ["limits.body_bytes"] = "64MiB", ["limits.tenant_rps"] = "0"}}
 local dir = tmpdir()
 
 local function sh(cmd)

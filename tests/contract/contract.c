@@ -3082,6 +3082,90 @@ CT(job, list_newest_first_with_status_and_user_filters)
     ST(SG_ENOTFOUND, V->job_list(C, nm("no-tenant"), NULL, NULL, job_fn, &s, &E));
 }
 
+typedef struct job_counts {
+    char status[8][32];
+    int64_t n[8];
+    int k, calls, stop_after;
+} job_counts;
+
+static sg_status count_fn(void *ud, const char *status, int64_t n)
+{
+    job_counts *jc = ud;
+    jc->calls++;
+    if (jc->k < 8) {
+        snprintf(jc->status[jc->k], sizeof jc->status[jc->k], "%s", status);
+        jc->n[jc->k++] = n;
+    }
+    return jc->stop_after && jc->calls >= jc->stop_after ? SG_ETOOMANY : SG_OK;
+}
+
+static int64_t count_for(const job_counts *jc, const char *status)
+{
+    for (int i = 0; i < jc->k; i++)
+        if (!strcmp(jc->status[i], status)) return jc->n[i];
+    return 0;
+}
+
+CT(job, counts_per_status_in_a_tenant_and_in_the_whole_store)
+{
+    if (!SG_HAS_MEMBER(V, sg_storage_vtab, job_counts) || !V->job_counts)
+        cr_skip_test("job_counts (ABI 1.1) is optional");
+    alone_with_the_store(); /* the whole store's counts move only by this test's jobs */
+    const char *t = mk_tenant("a"), *other = mk_tenant("b"), *empty = mk_tenant("c");
+    job_counts before = {0};
+    OK(V->job_counts(C, NULL, count_fn, &before, &E));
+    sg_job jobs[] = {
+        job_of(t, nm("j1"), "AwaitingApproval", NOW_2024 + 1),
+        job_of(t, nm("j2"), "Delivered", NOW_2024 + 2),
+        job_of(t, nm("j3"), "AwaitingApproval", NOW_2024 + 3),
+        job_of(other, nm("j4"), "Failed", NOW_2024 + 4),
+        job_of(other, nm("j5"), "AwaitingApproval", NOW_2024 + 5),
+    };
+    for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) mk_job(&jobs[i]);
+
+    job_counts jc = {0};
+    OK(V->job_counts(C, t, count_fn, &jc, &E));
+    cr_assert_eq(jc.k, 2, "%d statuses in tenant a", jc.k);
+    cr_assert_str_eq(jc.status[0], "AwaitingApproval", "in status order");
+    cr_assert_eq(jc.n[0], 2);
+    cr_assert_str_eq(jc.status[1], "Delivered");
+    cr_assert_eq(jc.n[1], 1);
+    memset(&jc, 0, sizeof jc);
+    OK(V->job_counts(C, other, count_fn, &jc, &E));
+    cr_assert(jc.k == 2 && count_for(&jc, "AwaitingApproval") == 1 && count_for(&jc, "Failed") == 1,
+              "tenant b: %d statuses", jc.k);
+    memset(&jc, 0, sizeof jc);
+    OK(V->job_counts(C, empty, count_fn, &jc, &E));
+    cr_assert_eq(jc.calls, 0, "a tenant without jobs has no status");
+
+    job_counts after = {0};
+    OK(V->job_counts(C, NULL, count_fn, &after, &E));
+    static const char *const all[] = {"AwaitingApproval", "Approved", "Sending",  "Delivered",
+                                      "Failed",           "Expired",  "Cancelled"};
+    static const int64_t added[] = {3, 0, 0, 1, 1, 0, 0};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        cr_assert_eq(count_for(&after, all[i]) - count_for(&before, all[i]), added[i],
+                     "the store's %s count", all[i]);
+    for (int i = 1; i < after.k; i++)
+        cr_assert(strcmp(after.status[i - 1], after.status[i]) < 0, "in status order");
+
+    /* A move is counted under its new status. */
+    sg_job moved = jobs[0];
+    moved.status = "Approved";
+    moved.updated_ms = NOW_2024 + 10;
+    OK(V->job_update(C, &moved, jobs[0].updated_ms, &E));
+    memset(&jc, 0, sizeof jc);
+    OK(V->job_counts(C, t, count_fn, &jc, &E));
+    cr_assert(jc.k == 3 && count_for(&jc, "AwaitingApproval") == 1 &&
+                  count_for(&jc, "Approved") == 1 && count_for(&jc, "Delivered") == 1,
+              "after the update: %d statuses", jc.k);
+
+    job_counts stop = {.stop_after = 1};
+    ST(SG_ETOOMANY, V->job_counts(C, t, count_fn, &stop, &E));
+    cr_assert_eq(stop.calls, 1, "the callback's status did not stop the counts");
+    ST(SG_ENOTFOUND, V->job_counts(C, nm("no-tenant"), count_fn, &jc, &E));
+}
+
 CT(job, update_is_a_compare_and_set_on_updated_ms)
 {
     alone_with_the_store();

@@ -192,6 +192,8 @@ typedef struct sg_job {
 } sg_job;
 
 typedef sg_status (*sg_job_fn)(void *ud, const sg_job *j);
+/* job_counts: `n` jobs have `status` (borrowed for the call). */
+typedef sg_status (*sg_job_count_fn)(void *ud, const char *status, int64_t n);
 
 /* ---- resources --------------------------------------------------------- */
 
@@ -421,6 +423,15 @@ typedef struct sg_storage_vtab {
     sg_status (*job_expire)(sg_conn *c, int64_t now_ms, sg_job_fn fn, void *ud, sg_error *err);
 
     /* ABI 1.x: append new methods BELOW this line only. */
+
+    /* 1.1. How many jobs each status has, in one tenant (NULL: in every
+     * tenant): fn once per status that has at least one job, in status
+     * order. SG_ENOTFOUND for an unknown tenant. For /metrics: it must not
+     * read the jobs themselves (an index on status serves it). Optional:
+     * the core checks SG_HAS_MEMBER(vt, sg_storage_vtab, job_counts) and
+     * that it is not NULL. */
+    sg_status (*job_counts)(sg_conn *c, const char *tenant, sg_job_count_fn fn, void *ud,
+                            sg_error *err);
 } sg_storage_vtab;
 
 #endif
