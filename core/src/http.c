@@ -300,13 +300,15 @@ static int handler(struct mg_connection *conn, void *cbdata)
                          "not found: the SCIM endpoint is /scim/v2/<tenant-id> (the tenant URL)");
         break;
     }
-    send_response(conn, &res, id, close);
+    /* Counted before the answer leaves: a client that reads /metrics right
+     * after its answer must find its request counted. */
     int64_t us = sg_mono_us() - t0;
     if (req.route.kind == SG_ROUTE_SCIM)
         sg_metrics_scim_request(req.authenticated ? req.route.tenant : NULL,
                                 sg_metrics_op(&req.route, req.method), res.status, us);
     else
         sg_metrics_http_request(req.route.kind, res.status);
+    send_response(conn, &res, id, close);
 
     if (sg_log_enabled(SG_LOG_INFO)) {
         sg_buf f = {0};

@@ -374,8 +374,9 @@ void sg_metrics_write(sg_buf *b, const sg_metrics_jobs *jobs)
                    "operation and status code.");
     each_tenant(b, write_tenant_requests);
 
-    sg_prom_family(b, "scimgate_scim_request_duration_seconds", "histogram",
-                   "Time from reading a SCIM request to having sent the answer, by operation.");
+    sg_prom_family(
+        b, "scimgate_scim_request_duration_seconds", "histogram",
+        "Time from reading a SCIM request to having its answer ready to send, by operation.");
     for (int op = 0; op < SG_OP_COUNT; op++) {
         if (!histogram_count(&g.req[op], REQ_NB)) continue;
         const char *labels[] = {"op", op_names[op], NULL};
