@@ -1678,6 +1678,7 @@ struct qb {
     struct param *p;
     size_t np, cap;
     int nomem;
+    int nest; /* comp() calls open: SQL_NEST_MAX */
 };
 
 #define NOPARAM ((size_t)-1)
@@ -2016,21 +2017,37 @@ static int vp_json_ok(const sg_attr_ref *vpa)
     return (vpa->flags & SG_ATTR_MULTI) && json_addressable(vpa);
 }
 
+/*
+** SQLite's parser keeps about a hundred entries of nesting (3.40: "parser
+** stack overflow" past them), which some 25 nested AND/OR nodes of our SQL
+** use up. Nodes nested deeper than SQL_NEST_MAX (ELEM_NEST_MAX inside one
+** json_each) are not compiled: they stay in the residual, which the core
+** evaluates. The parser balances long and/or chains, so only filters that
+** nest parentheses deeply get here.
+*/
+#define SQL_NEST_MAX  12
+#define ELEM_NEST_MAX 6
+
 /* Can `g` be evaluated on one element `e` of the value path's array? */
-static int elem_ok(const sg_filter *g, const sg_attr_ref *vpa)
+static int elem_ok_in(const sg_filter *g, const sg_attr_ref *vpa, int budget)
 {
-    if (!g) return 0;
+    if (!g || budget <= 0) return 0;
     switch (g->op) {
     case SG_FOP_AND:
     case SG_FOP_OR:
-        return elem_ok(g->a, vpa) && elem_ok(g->b, vpa);
+        return elem_ok_in(g->a, vpa, budget - 1) && elem_ok_in(g->b, vpa, budget - 1);
     case SG_FOP_NOT:
-        return elem_ok(g->a, vpa);
+        return elem_ok_in(g->a, vpa, budget - 1);
     case SG_FOP_VALUEPATH:
         return 0;
     default:
         return same_attr(&g->attr, vpa) && (g->attr.flags & SG_ATTR_MULTI) && json_leaf_ok(g);
     }
+}
+
+static int elem_ok(const sg_filter *g, const sg_attr_ref *vpa)
+{
+    return elem_ok_in(g, vpa, ELEM_NEST_MAX);
 }
 
 /* Is the whole element filter (and the comparison after it) element-bound? */
@@ -2114,37 +2131,43 @@ static int leaf_rank(enum leaf k, const sg_filter *f)
 }
 
 /*
-** How well a node can drive the query: 0 not at all, higher is more
-** selective. Consistent with comp(): a node with rank > 0 compiled in drive
-** mode always yields a drivable expression.
+** How well a node compiled `nest` levels deep can drive the query: 0 not at
+** all, higher is more selective. Consistent with comp(): a node with rank > 0
+** compiled in drive mode always yields a drivable expression.
 */
-static int rank(const struct qb *q, const sg_filter *f, const struct scope *sc)
+static int rank_at(const struct qb *q, const sg_filter *f, const struct scope *sc, int nest)
 {
     char tbuf[SG_TIME_MAX];
     int a, b;
-    if (!f) return 0;
+    if (!f || nest >= SQL_NEST_MAX) return 0; /* comp() would not compile it */
     switch (f->op) {
     case SG_FOP_AND:
         if (vp_compound_whole(f, sc)) return 0;
-        a = rank(q, f->a, sc);
-        b = rank(q, f->b, sc);
+        a = rank_at(q, f->a, sc, nest + 1);
+        b = rank_at(q, f->b, sc, nest + 1);
         return a > b ? a : b;
     case SG_FOP_OR:
-        a = rank(q, f->a, sc);
-        b = rank(q, f->b, sc);
+        a = rank_at(q, f->a, sc, nest + 1);
+        b = rank_at(q, f->b, sc, nest + 1);
         return a < b ? a : b;
     case SG_FOP_NOT:
         return 0;
     case SG_FOP_VALUEPATH: {
         if (sc->cx != CX_TOP || vp_whole(f)) return 0;
         struct scope vs = {CX_VP, &f->attr};
-        a = rank(q, f->a, &vs);
-        b = rank(q, f->b, &vs);
+        a = rank_at(q, f->a, &vs, nest + 1);
+        b = rank_at(q, f->b, &vs, nest + 1);
         return a > b ? a : b;
     }
     default:
         return leaf_rank(leaf_kind(q, f, sc, tbuf), f);
     }
+}
+
+/* rank_at for a node comp() is about to compile (at q->nest). */
+static int rank(const struct qb *q, const sg_filter *f, const struct scope *sc)
+{
+    return rank_at(q, f, sc, q->nest);
 }
 
 static const char *time_column(const sg_filter *f)
@@ -2582,7 +2605,22 @@ static int comp_and(struct qb *q, const sg_filter *a, const sg_filter *b, const 
     return 1;
 }
 
+static int comp_node(struct qb *q, const sg_filter *f, int drive, const struct scope *sc,
+                     int *exact);
+
+/* comp_node within SQL_NEST_MAX; deeper, nothing ("as if true"). */
 static int comp(struct qb *q, const sg_filter *f, int drive, const struct scope *sc, int *exact)
+{
+    *exact = 0;
+    if (q->nest >= SQL_NEST_MAX) return 0;
+    q->nest++;
+    int r = comp_node(q, f, drive, sc, exact);
+    q->nest--;
+    return r;
+}
+
+static int comp_node(struct qb *q, const sg_filter *f, int drive, const struct scope *sc,
+                     int *exact)
 {
     int ea, eb;
     struct mark m;
