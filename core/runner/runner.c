@@ -38,11 +38,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -71,6 +74,7 @@
 #define BOX_MT  "scimgate.runner.box"
 #define HTTP_MT "scimgate.runner.http"
 #define GW_MT   "scimgate.runner.gateway"
+#define TCP_MT  "scimgate.runner.tcp"
 
 extern char **environ;
 
@@ -1605,6 +1609,272 @@ static int l_http_patch(lua_State *L)
     return http_short(L, "PATCH", true);
 }
 
+/* ---- tcp: raw connections -------------------------------------------------- */
+
+/*
+** What curl will not send: a request written byte by byte, a body that
+** never ends, invalid bytes in the request line, a connection held open
+** without a request. The socket is non-blocking; every wait is a poll()
+** in slices, so SIGINT still ends the test. No Lua runs while a struct
+** tcp_conn's buffer is being filled.
+*/
+struct tcp_conn {
+    int fd;         /* -1 once closed */
+    bool eof;       /* the peer closed or reset the connection */
+    struct mbuf in; /* received bytes not yet handed to Lua */
+};
+
+static void tcp_release(struct tcp_conn *c)
+{
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+    free(c->in.p);
+    memset(&c->in, 0, sizeof c->in);
+}
+
+/* [-0, +0, -] */
+static int tcp_gc(lua_State *L)
+{
+    tcp_release(lua_touserdata(L, 1));
+    return 0;
+}
+
+/* [-0, +0, v] */
+static struct tcp_conn *check_tcp(lua_State *L)
+{
+    struct tcp_conn *c = luaL_checkudata(L, 1, TCP_MT);
+    if (c->fd < 0) luaL_error(L, "tcp: the connection is closed");
+    return c;
+}
+
+/* Wait for `events` on c->fd until `deadline` (now_s() time): 1 ready, 0
+ * timed out, -1 error (errno). Returns early with 0 on SIGINT/SIGTERM; the
+ * caller raises through check_interrupt. */
+static int tcp_wait(struct tcp_conn *c, short events, double deadline)
+{
+    for (;;) {
+        double left = deadline - now_s();
+        if (left <= 0 || g_interrupted) return 0;
+        struct pollfd p = {.fd = c->fd, .events = events};
+        int n = poll(&p, 1, left > 0.1 ? 100 : (int)(left * 1000) + 1);
+        if (n > 0) return 1;
+        if (n < 0 && errno != EINTR) return -1;
+    }
+}
+
+/* Read what is there into c->in, waiting until `deadline` for something:
+ * 1 read some, 0 timed out, -1 the peer closed (c->eof set). */
+static int tcp_fill(struct tcp_conn *c, double deadline)
+{
+    if (c->eof) return -1;
+    for (;;) {
+        char buf[16384];
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        if (n > 0) {
+            mbuf_add(&c->in, buf, (size_t)n);
+            return 1;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            c->eof = true; /* closed, or reset (ECONNRESET) */
+            return -1;
+        }
+        if (errno == EINTR) continue;
+        int w = tcp_wait(c, POLLIN, deadline);
+        if (w == 0) return 0;
+        if (w < 0) {
+            c->eof = true;
+            return -1;
+        }
+    }
+}
+
+/* "PORT", "HOST:PORT" or a URL "http://HOST:PORT/..." (IPv4 literals). */
+static bool tcp_parse_addr(const char *s, struct sockaddr_in *sa)
+{
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    const char *host = s, *p = strstr(s, "://");
+    if (p) host = p + 3;
+    char h[64] = "127.0.0.1";
+    const char *colon = strchr(host, ':');
+    if (colon) {
+        size_t n = (size_t)(colon - host);
+        if (n == 0 || n >= sizeof h) return false;
+        memcpy(h, host, n);
+        h[n] = '\0';
+    }
+    const char *ps = colon ? colon + 1 : host;
+    char *end;
+    long port = strtol(ps, &end, 10);
+    if (end == ps || port <= 0 || port > 65535 || (*end && *end != '/')) return false;
+    sa->sin_port = htons((uint16_t)port);
+    return inet_pton(AF_INET, h, &sa->sin_addr) == 1;
+}
+
+/* tcp.connect(addr [, timeout]) -> conn [-(1|2), +1, e] */
+static int l_tcp_connect(lua_State *L)
+{
+    const char *addr = luaL_checkstring(L, 1); /* a number converts */
+    double timeout = (double)luaL_optnumber(L, 2, 5.0);
+    struct sockaddr_in sa;
+    if (!tcp_parse_addr(addr, &sa))
+        return luaL_error(L, "tcp.connect: '%s' is not PORT, HOST:PORT or http://HOST:PORT/", addr);
+    struct tcp_conn *c = lua_newuserdatauv(L, sizeof *c, 0);
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    luaL_setmetatable(L, TCP_MT);
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (c->fd < 0) return luaL_error(L, "tcp.connect: %s", strerror(errno));
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        if (errno != EINPROGRESS) return luaL_error(L, "tcp.connect %s: %s", addr, strerror(errno));
+        int w = tcp_wait(c, POLLOUT, now_s() + timeout);
+        check_interrupt(L);
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (w == 0) return luaL_error(L, "tcp.connect %s: timed out", addr);
+        if (w < 0 || getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
+            return luaL_error(L, "tcp.connect %s: %s", addr, strerror(err ? err : errno));
+    }
+    return 1;
+}
+
+/* conn:send(bytes [, timeout]) -> true | nil, "closed"|"timeout", sent
+ * [-(2|3), +(1|3), e] */
+static int l_tcp_send(lua_State *L)
+{
+    struct tcp_conn *c = check_tcp(L);
+    size_t n, off = 0;
+    const char *s = luaL_checklstring(L, 2, &n);
+    double deadline = now_s() + (double)luaL_optnumber(L, 3, 10.0);
+    const char *why = NULL;
+    while (off < n && !why) {
+        ssize_t k = send(c->fd, s + off, n - off, MSG_NOSIGNAL);
+        if (k > 0) {
+            off += (size_t)k;
+        } else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            int w = tcp_wait(c, POLLOUT, deadline);
+            if (w == 0) why = "timeout";
+            if (w < 0) why = "closed";
+        } else {
+            why = "closed"; /* EPIPE, ECONNRESET */
+        }
+    }
+    check_interrupt(L);
+    if (!why) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    lua_pushinteger(L, (lua_Integer)off);
+    return 3;
+}
+
+/* Push and drop the first n buffered bytes. [-0, +1, m] */
+static void tcp_push_take(lua_State *L, struct tcp_conn *c, size_t n)
+{
+    lua_pushlstring(L, c->in.p ? c->in.p : "", n);
+    if (n > 0) {
+        memmove(c->in.p, c->in.p + n, c->in.len - n);
+        c->in.len -= n;
+        c->in.p[c->in.len] = '\0';
+    }
+}
+
+/* conn:recv([timeout]) -> bytes, "closed"|"timeout": everything that
+ * arrives until the peer closes or `timeout` seconds (5) pass.
+ * [-(1|2), +2, e] */
+static int l_tcp_recv(lua_State *L)
+{
+    struct tcp_conn *c = check_tcp(L);
+    double deadline = now_s() + (double)luaL_optnumber(L, 2, 5.0);
+    int r;
+    while ((r = tcp_fill(c, deadline)) > 0) {
+    }
+    check_interrupt(L);
+    if (c->in.oom) return luaL_error(L, "tcp: out of memory");
+    tcp_push_take(L, c, c->in.len);
+    lua_pushstring(L, r < 0 ? "closed" : "timeout");
+    return 2;
+}
+
+/* Content-Length of a header block, or -1 when it has none. */
+static long long tcp_content_length(const char *h, size_t n)
+{
+    static const char name[] = "\ncontent-length:";
+    for (size_t i = 0; i + sizeof name - 1 <= n; i++) {
+        if (strncasecmp(h + i, name, sizeof name - 1)) continue;
+        char *end;
+        long long v = strtoll(h + i + sizeof name - 1, &end, 10);
+        return v >= 0 ? v : -1;
+    }
+    return -1;
+}
+
+/* conn:response([timeout]) -> a response as http.request gives (status,
+ * headers, body, json), or nil, "closed"|"timeout", the bytes received.
+ * A body without Content-Length runs to the end of the connection.
+ * [-(1|2), +(1|3), e] */
+static int l_tcp_response(lua_State *L)
+{
+    struct tcp_conn *c = check_tcp(L);
+    double deadline = now_s() + (double)luaL_optnumber(L, 2, 10.0);
+    size_t hlen = 0;
+    long long clen = -1;
+    int r = 1;
+    for (;;) {
+        if (!hlen && c->in.len) {
+            const char *e = memmem(c->in.p, c->in.len, "\r\n\r\n", 4);
+            if (e) {
+                hlen = (size_t)(e - c->in.p) + 4;
+                clen = tcp_content_length(c->in.p, hlen);
+                int status = atoi(c->in.p + (c->in.len > 9 ? 9 : 0));
+                if (status == 204 || status == 304 || (status >= 100 && status < 200)) clen = 0;
+            }
+        }
+        if (hlen && clen >= 0 && c->in.len >= hlen + (size_t)clen) break;
+        if (r <= 0) break;
+        r = tcp_fill(c, deadline);
+        if (r < 0 && hlen && clen < 0) break; /* body to the end of the connection */
+    }
+    check_interrupt(L);
+    if (c->in.oom) return luaL_error(L, "tcp: out of memory");
+    bool whole = hlen && (clen < 0 ? r < 0 : c->in.len >= hlen + (size_t)clen);
+    if (!whole || strncmp(c->in.p, "HTTP/", 5)) {
+        lua_pushnil(L);
+        lua_pushstring(L, r < 0 ? "closed" : r == 0 ? "timeout" : "not an HTTP response");
+        tcp_push_take(L, c, c->in.len);
+        return 3;
+    }
+    size_t blen = clen < 0 ? c->in.len - hlen : (size_t)clen;
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, atoi(c->in.p + 9));
+    lua_setfield(L, -2, "status");
+    push_headers(L, c->in.p, hlen);
+    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, c->in.p + hlen, blen);
+    lua_setfield(L, -2, "body");
+    if (blen > 0) {
+        void **jb = box_new(L, jfree);
+        *jb = json_loadb(c->in.p + hlen, blen, JSON_DECODE_ANY, NULL);
+        if (*jb != NULL && sg_lua_push_json(L, *jb, JSON_DEPTH) == 0) lua_setfield(L, -3, "json");
+        box_free(L, -1);
+        lua_pop(L, 1);
+    }
+    tcp_push_take(L, c, hlen + blen); /* consumed: what follows stays */
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* conn:close() [-1, +0, -] */
+static int l_tcp_close(lua_State *L)
+{
+    tcp_release(luaL_checkudata(L, 1, TCP_MT));
+    return 0;
+}
+
 /* ---- gateways ---------------------------------------------------------- */
 
 static void gw_free(struct gw *g)
@@ -2224,6 +2494,16 @@ static const luaL_Reg http_funcs[] = {
     {"escape", l_http_escape},   {NULL, NULL},
 };
 
+static const luaL_Reg tcp_funcs[] = {
+    {"connect", l_tcp_connect},
+    {NULL, NULL},
+};
+
+static const luaL_Reg tcp_methods[] = {
+    {"send", l_tcp_send},   {"recv", l_tcp_recv}, {"response", l_tcp_response},
+    {"close", l_tcp_close}, {NULL, NULL},
+};
+
 static const luaL_Reg json_funcs[] = {
     {"encode", l_json_encode},
     {"decode", l_json_decode},
@@ -2261,6 +2541,12 @@ static int setup_state(lua_State *L)
     luaL_newlib(L, gw_methods);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
+    luaL_newmetatable(L, TCP_MT);
+    lua_pushcfunction(L, tcp_gc);
+    lua_setfield(L, -2, "__gc");
+    luaL_newlib(L, tcp_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
 
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &tests_key);
@@ -2280,6 +2566,8 @@ static int setup_state(lua_State *L)
     lua_setglobal(L, "expect");
     luaL_newlib(L, http_funcs);
     lua_setglobal(L, "http");
+    luaL_newlib(L, tcp_funcs);
+    lua_setglobal(L, "tcp");
     luaL_newlib(L, json_funcs);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");

@@ -36,6 +36,20 @@
 **   http.get(url [, headers [, opts]])  http.delete(url [, headers [, opts]])
 **   http.post/put/patch(url, body [, headers [, opts]])
 **   http.escape(s)            percent-encode a query value
+**   tcp.connect(addr [, timeout]) -> conn    a raw TCP connection, for
+**        what curl will not send (a request byte by byte, bytes curl would
+**        escape, a connection held open with no request); addr is a port,
+**        "host:port" or a URL such as gw.url (its IPv4 host and port).
+**        Raises when it cannot connect within timeout s (5).
+**        conn:send(bytes [, timeout]) -> true, or nil, "closed"|"timeout",
+**             bytes sent (the peer closed or reset; it stopped reading)
+**        conn:recv([timeout]) -> bytes, "closed"|"timeout": everything that
+**             arrives until the peer closes or timeout s (5) pass
+**        conn:response([timeout]) -> one response as http.request gives
+**             it (status, headers, body, json; a body without
+**             Content-Length runs to the close), or nil, "closed"|"timeout",
+**             the bytes received; bytes after the response stay for the next
+**        conn:close()              (collected connections close too)
 **   gateway.start{env=, scripts=, config=, tenant=, operator=, join=} -> gw
 **        tenant= and operator= name the tenant and the operator admin it
 **        creates ("test", "test-operator"); join = gw starts another node

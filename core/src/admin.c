@@ -264,13 +264,14 @@ static bool read_body(actx *c, bool need)
         admin_error(c->res, 400, "a JSON object body is required");
         return false;
     }
-    json_error_t je;
-    c->body = json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &je);
+    sg_error e;
+    if (sg_json_parse(c->req->body, c->req->body_len, (int)c->w->srv->cfg->limits.json_depth,
+                      &c->body, &e) != SG_OK) {
+        admin_error(c->res, 400, e.detail);
+        return false;
+    }
     if (!json_is_object(c->body)) {
-        char detail[300];
-        snprintf(detail, sizeof detail, "the body is not a JSON object%s%s", c->body ? "" : ": ",
-                 c->body ? "" : je.text);
-        admin_error(c->res, 400, detail);
+        admin_error(c->res, 400, "the body is not a JSON object");
         return false;
     }
     return true;

@@ -65,10 +65,30 @@ sg_status sg_buf_printf(sg_buf *b, const char *fmt, ...)
     return s;
 }
 
+/* Length of the well-formed UTF-8 sequence at s[0..n), or 0 when it is
+ * not one (a stray continuation byte, a truncated or overlong form, a
+ * surrogate, past U+10FFFF). s[0] >= 0x80. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] >= 0xc2 && s[0] <= 0xdf   ? 2
+                 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+                 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
+                                                : 0;
+    if (len == 0 || len > n) return 0;
+    for (size_t k = 1; k < len; k++)
+        if ((s[k] & 0xc0) != 0x80) return 0;
+    /* the second byte's range rules out overlong forms, surrogates and
+     * code points past U+10FFFF */
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return len;
+}
+
 sg_status sg_buf_json_str(sg_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    /* Worst case: every byte becomes \u00XX. */
+    /* Worst case: every byte becomes \u00XX (or \ufffd). */
     if (n > (SIZE_MAX - 2) / 6 || sg_buf_reserve(b, n * 6 + 2) != SG_OK) return SG_ENOMEM;
     char *o = b->data + b->len;
     *o++ = '"';
@@ -103,8 +123,21 @@ sg_status sg_buf_json_str(sg_buf *b, const char *s, size_t n)
                 *o++ = '0';
                 *o++ = hex[c >> 4];
                 *o++ = hex[c & 15];
-            } else {
+            } else if (c < 0x80) {
                 *o++ = (char)c;
+            } else {
+                /* JSON text is UTF-8 (RFC 8259 §8.1): bytes that are not,
+                 * from a client's path or a detail cut short, become
+                 * U+FFFD one byte at a time. */
+                size_t len = utf8_len((const unsigned char *)s + i, n - i);
+                if (len == 0) {
+                    memcpy(o, "\\ufffd", 6);
+                    o += 6;
+                } else {
+                    memcpy(o, s + i, len);
+                    o += len;
+                    i += len - 1;
+                }
             }
         }
     }

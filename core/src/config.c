@@ -22,6 +22,7 @@ typedef struct key_def {
 #define S(f)  K_STR, offsetof(sg_config, f)
 #define I(f)  K_INT, offsetof(sg_config, limits.f)
 #define Z(f)  K_SIZE, offsetof(sg_config, limits.f)
+#define D(f)  K_DUR, offsetof(sg_config, limits.f)
 #define OI(f) K_INT, offsetof(sg_config, outbox.f)
 #define OD(f) K_DUR, offsetof(sg_config, outbox.f)
 
@@ -59,6 +60,10 @@ static const key_def keys[] = {
      "tenants /metrics names; the others are summed as tenant=\"other\""},
     {"limits.workers", I(workers), "64", "worker threads (concurrent connections)"},
     {"limits.longpoll", I(longpoll), "16", "concurrent long-polls (below workers)"},
+    {"limits.request_timeout", D(request_timeout_ms), "30s",
+     "time a client has to send a request's headers, and again its body"},
+    {"limits.idle_timeout", D(idle_timeout_ms), "5s",
+     "how long an idle keep-alive connection may hold a worker"},
     {"outbox.workers", OI(workers), "2",
      "outbox threads delivering invitations and the change webhook"},
     {"outbox.poll", OD(poll_ms), "1s", "how often an idle outbox thread looks for due jobs"},
@@ -241,6 +246,11 @@ static bool validate(sg_config *cfg, char *err, size_t errlen)
     if (l->longpoll >= l->workers) {
         snprintf(err, errlen, "limits.longpoll (%lld) must be below limits.workers (%lld)",
                  (long long)l->longpoll, (long long)l->workers);
+        return false;
+    }
+    if (l->request_timeout_ms < 100 || l->idle_timeout_ms < 100) {
+        snprintf(err, errlen,
+                 "limits.request_timeout and limits.idle_timeout must be at least 100ms");
         return false;
     }
     if (l->page_max < 1 || l->page_default < 1 || l->page_default > l->page_max) {

@@ -32,6 +32,8 @@ typedef struct sg_limits {
     int64_t metrics_tenants;
     int64_t workers;
     int64_t longpoll;
+    int64_t request_timeout_ms; /* to receive a request's headers; again its body */
+    int64_t idle_timeout_ms;    /* an idle keep-alive connection holds a worker */
 } sg_limits;
 
 /* The outbox and housekeeping threads (outbox.c); durations in ms. */

@@ -497,54 +497,74 @@ static sg_filter *parse_unary(parser *p, const sg_attr *ctx)
     return parse_attr_expr(p, ctx);
 }
 
-static sg_filter *parse_and(parser *p, const sg_attr *ctx)
+/*
+** "a and b and c ..." and "a or b or ...": a chain of n terms becomes a
+** balanced tree, log2(n) deep rather than n. Everything that walks a filter
+** recurses on it (the evaluator, both storage compilers, and SQLite's own
+** parser on the SQL they write, whose stack holds about a hundred levels),
+** and a 4 KiB filter holds hundreds of terms. The terms keep their order,
+** so evaluation stops at the same one as it would on the left-leaning tree.
+*/
+typedef struct chain {
+    sg_filter **term;
+    size_t *at; /* at[i]: the position of the operator before term[i] */
+    size_t n, cap;
+} chain;
+
+static sg_filter *balance(parser *p, const chain *c, sg_fop op, size_t lo, size_t hi)
 {
-    sg_filter *left = parse_unary(p, ctx);
-    while (left) {
+    if (lo == hi) return c->term[lo];
+    size_t mid = lo + (hi - lo) / 2;
+    sg_filter *f = new_node(p, op, c->at[mid + 1]);
+    if (!f || !(f->a = balance(p, c, op, lo, mid)) || !(f->b = balance(p, c, op, mid + 1, hi)))
+        return NULL;
+    return f;
+}
+
+static sg_filter *parse_chain(parser *p, const sg_attr *ctx, bool and)
+{
+    const char *word = and? "and" : "or";
+    chain c = {0};
+    sg_filter *out = NULL, *t = and? parse_unary(p, ctx) : parse_chain(p, ctx, true);
+    size_t at = 0;
+    while (t) {
+        if (c.n == c.cap) {
+            size_t cap = c.cap ? c.cap * 2 : 8;
+            sg_filter **nt = realloc(c.term, cap * sizeof *nt);
+            if (nt) c.term = nt;
+            size_t *na = nt ? realloc(c.at, cap * sizeof *na) : NULL;
+            if (!na) {
+                oom(p);
+                break;
+            }
+            c.at = na;
+            c.cap = cap;
+        }
+        c.term[c.n] = t;
+        c.at[c.n++] = at;
         size_t save = p->pos;
         skip_ws(p);
-        if (p->pos == save || !at_word(p, "and")) {
+        if (p->pos == save || !at_word(p, word)) {
             p->pos = save;
+            out = balance(p, &c, and? SG_FOP_AND : SG_FOP_OR, 0, c.n - 1);
             break;
         }
-        size_t pos = p->pos;
-        p->pos += 3;
-        if (p->pos >= p->len || !isspace((unsigned char)p->s[p->pos]))
-            return fail(p, p->pos, "%s", "a space is expected after \"and\"");
-        sg_filter *right = parse_unary(p, ctx);
-        if (!right) return NULL;
-        sg_filter *f = new_node(p, SG_FOP_AND, pos);
-        if (!f) return NULL;
-        f->a = left;
-        f->b = right;
-        left = f;
+        at = p->pos;
+        p->pos += strlen(word);
+        if (p->pos >= p->len || !isspace((unsigned char)p->s[p->pos])) {
+            fail(p, p->pos, "a space is expected after \"%s\"", word);
+            break;
+        }
+        t = and? parse_unary(p, ctx) : parse_chain(p, ctx, true);
     }
-    return left;
+    free(c.term);
+    free(c.at);
+    return out;
 }
 
 static sg_filter *parse_or(parser *p, const sg_attr *ctx)
 {
-    sg_filter *left = parse_and(p, ctx);
-    while (left) {
-        size_t save = p->pos;
-        skip_ws(p);
-        if (p->pos == save || !at_word(p, "or")) {
-            p->pos = save;
-            break;
-        }
-        size_t pos = p->pos;
-        p->pos += 2;
-        if (p->pos >= p->len || !isspace((unsigned char)p->s[p->pos]))
-            return fail(p, p->pos, "%s", "a space is expected after \"or\"");
-        sg_filter *right = parse_and(p, ctx);
-        if (!right) return NULL;
-        sg_filter *f = new_node(p, SG_FOP_OR, pos);
-        if (!f) return NULL;
-        f->a = left;
-        f->b = right;
-        left = f;
-    }
-    return left;
+    return parse_chain(p, ctx, false);
 }
 
 static bool is_const(const sg_filter *f, int value)

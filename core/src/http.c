@@ -1,6 +1,13 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* RTLD_NEXT */
+#endif
+
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +21,39 @@
 #include "lua_host.h"
 #include "metrics.h"
 #include "util.h"
+
+/* CivetWeb's buffer for a request line and its headers. */
+#define SG_HEADER_BYTES 16384
+
+/* ---- worker stacks ------------------------------------------------------------ */
+
+/*
+** Debian's CivetWeb 1.15 is built with USE_STACK_SIZE=102400: every thread it
+** starts, each request's worker included, gets a 100 KiB stack, and it has
+** no option to change that. A request runs jansson, SQLite or libpq, and
+** Lua on that stack; 100 KiB is too little to be sure of (a filter nested
+** a few hundred levels overflowed it and killed the process). The
+** executable's own definition comes first in symbol lookup, so CivetWeb's
+** call lands here, and any thread asking for less than SG_THREAD_STACK
+** gets that much. Only address space is reserved; RssAnon counts the pages
+** a thread touches.
+*/
+#define SG_THREAD_STACK (1024 * 1024)
+
+int pthread_attr_setstacksize(pthread_attr_t *attr, size_t size)
+{
+    typedef int (*setstacksize_fn)(pthread_attr_t *, size_t);
+    static _Atomic(setstacksize_fn) real;
+    setstacksize_fn fn = real;
+    if (!fn) {
+        /* Copied, not cast: ISO C converts no void * to a function pointer. */
+        void *sym = dlsym(RTLD_NEXT, "pthread_attr_setstacksize");
+        if (!sym) return ENOSYS;
+        memcpy(&fn, &sym, sizeof fn);
+        real = fn;
+    }
+    return fn(attr, size < SG_THREAD_STACK ? SG_THREAD_STACK : size);
+}
 
 struct sg_http {
     struct mg_context *ctx;
@@ -112,17 +152,27 @@ static void plain_json(sg_response *res, int status, const char *body)
     sg_buf_puts(&res->body, body);
 }
 
-/* CivetWeb's own errors (bad request line, headers too large, ...) in SCIM
- * form instead of its HTML/text pages. */
+/* CivetWeb's own errors (bad request line, headers too large or too slow,
+ * ...) in SCIM form instead of its HTML/text pages. Its message alone
+ * ("Malformed message") does not say what to fix. */
 static int http_error(struct mg_connection *conn, int status, const char *msg)
 {
+    const sg_http *h = mg_get_user_data(mg_get_context(conn));
     sg_response res = {0};
-    char id[17];
+    char id[17], detail[300];
     unsigned char rnd[8];
     sg_random(rnd, sizeof rnd);
     sg_hex(rnd, sizeof rnd, id);
-    sg_respond_error(&res, status, status == 400 ? "invalidSyntax" : NULL,
-                     msg && *msg ? msg : "the request could not be read");
+    if (!msg || !*msg) msg = "the request could not be read";
+    if (status == 400 || status == 408 || status == 413 || status == 431)
+        snprintf(detail, sizeof detail,
+                 "%s: a request line and its headers must be well-formed HTTP/1.1, fit in %d "
+                 "bytes and arrive within %lld ms",
+                 msg, SG_HEADER_BYTES, (long long)h->srv->cfg->limits.request_timeout_ms);
+    else
+        snprintf(detail, sizeof detail, "%s", msg);
+    sg_respond_error(&res, status, status == 400 ? "invalidSyntax" : NULL, detail);
+    mg_disable_connection_keep_alive(conn);
     send_response(conn, &res, id, true);
     sg_response_free(&res);
     sg_log(SG_LOG_INFO, "http", "rejected a malformed request with %d", status);
@@ -141,20 +191,62 @@ static const char *get_header(const sg_request *r, const char *name)
     return mg_get_header(ri->conn, name);
 }
 
-/* Read the body up to `limit` bytes. 0 on success, 413 when larger, 400 on
- * a read error. */
-static int read_body(struct mg_connection *conn, long long declared, int64_t limit, sg_buf *b)
+/*
+** Read the body up to `limit` bytes, within about `timeout_ms` of the start.
+** 0 on success, 413 when larger, 408 when it does not arrive in time, 400 on
+** a read error.
+**
+** mg_read returns once it has all it asked for, or when the client has sent
+** nothing for request_timeout_ms: a client that sends a byte now and then
+** keeps one call, and the worker, for as long as it likes. So the first call
+** asks for one byte and each call that gets all it asked for doubles the
+** next: a call never waits for much more than what came before it, and the
+** deadline, checked between calls, holds to about twice timeout_ms. Bodies
+** usually arrive with their headers and are copied from CivetWeb's buffer,
+** so the small first calls cost no system calls.
+*/
+static int read_body(struct mg_connection *conn, long long declared, int64_t limit,
+                     int64_t timeout_ms, sg_buf *b)
 {
     if (declared > limit) return 413;
     if (declared > 0 && sg_buf_reserve(b, (size_t)declared) != SG_OK) return 500;
+    int64_t deadline = sg_mono_ms() + timeout_ms;
     char chunk[16384];
+    size_t want = 1;
     for (;;) {
-        int n = mg_read(conn, chunk, sizeof chunk);
-        if (n == 0) return 0;
+        int n = mg_read(conn, chunk, want);
+        /* 0 before the declared length: mg_read timed out with nothing
+         * read (a client that went quiet), not the end of the body. */
+        if (n == 0) return declared > 0 && (long long)b->len < declared ? 408 : 0;
         if (n < 0) return 400;
         if ((int64_t)(b->len + (size_t)n) > limit) return 413;
         if (sg_buf_append(b, chunk, (size_t)n) != SG_OK) return 500;
+        if (sg_mono_ms() > deadline) return 408;
+        if ((size_t)n == want && want < sizeof chunk) want *= 2;
     }
+}
+
+/* The answer for a body read_body refused. */
+static void body_error(const sg_config *cfg, int rc, bool scim, sg_response *res)
+{
+    char msg[160];
+    if (rc == 413)
+        snprintf(msg, sizeof msg, "the request body is larger than %lld bytes",
+                 (long long)cfg->limits.body_bytes);
+    else if (rc == 408)
+        snprintf(msg, sizeof msg, "the request body did not arrive within %lld ms",
+                 (long long)cfg->limits.request_timeout_ms);
+    else
+        snprintf(msg, sizeof msg, "the request body could not be read");
+    if (scim) {
+        sg_respond_error(res, rc, NULL, msg);
+        return;
+    }
+    res->status = rc;
+    res->content_type = SG_CT_JSON;
+    sg_buf_printf(&res->body, "{\"status\":%d,\"detail\":", rc);
+    sg_buf_json_str(&res->body, msg, strlen(msg));
+    sg_buf_putc(&res->body, '}');
 }
 
 static void readiness(sg_worker *w, sg_response *res)
@@ -207,11 +299,16 @@ static int handler(struct mg_connection *conn, void *cbdata)
          * and host make the base URL unless public_url is configured. */
         const char *xff = mg_get_header(conn, "X-Forwarded-For");
         if (xff) {
+            /* Only an address: a proxy that appends passes on what the
+             * client wrote there, and the peer goes into logs and the
+             * token's last-use record. */
             size_t n = strcspn(xff, ", ");
+            unsigned char a[sizeof(struct in6_addr)];
             if (n > 0 && n < sizeof peer) {
                 memcpy(peer, xff, n);
                 peer[n] = '\0';
-                req.peer = peer;
+                if (inet_pton(AF_INET, peer, a) == 1 || inet_pton(AF_INET6, peer, a) == 1)
+                    req.peer = peer;
             }
         }
         const char *proto = mg_get_header(conn, "X-Forwarded-Proto");
@@ -228,9 +325,20 @@ static int handler(struct mg_connection *conn, void *cbdata)
 
     sg_response res = {0};
     sg_buf body = {0};
-    bool close = false;
+    bool close = false, body_read = false;
     bool on_admin = !h->split || ri->server_port == h->admin_port;
     bool on_scim = !h->split || ri->server_port == h->scim_port;
+    /* CivetWeb keeps MG_MAX_HEADERS header fields and drops the rest without
+     * a word: an If-Match or Authorization past them would go unseen. */
+    if (ri->num_headers >= MG_MAX_HEADERS) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "a request may carry at most %d header fields",
+                 MG_MAX_HEADERS - 1);
+        sg_respond_error(&res, 431, NULL, msg);
+        req.route.kind = SG_ROUTE_NOT_FOUND;
+        close = true;
+        goto respond;
+    }
     switch (req.route.kind) {
     case SG_ROUTE_HEALTHZ:
         plain_json(&res, 200, "{\"status\":\"ok\"}");
@@ -243,16 +351,12 @@ static int handler(struct mg_connection *conn, void *cbdata)
             sg_respond_error(&res, 404, NULL, "SCIM is served on the listen address");
             break;
         }
-        int rc = read_body(conn, ri->content_length, cfg->limits.body_bytes, &body);
-        if (rc == 413) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "the request body is larger than %lld bytes",
-                     (long long)cfg->limits.body_bytes);
-            sg_respond_error(&res, 413, NULL, msg);
+        int rc = read_body(conn, ri->content_length, cfg->limits.body_bytes,
+                           cfg->limits.request_timeout_ms, &body);
+        body_read = true;
+        if (rc) {
+            body_error(cfg, rc, true, &res);
             close = true; /* the rest of the body is not read */
-        } else if (rc) {
-            sg_respond_error(&res, rc, NULL, "the request body could not be read");
-            close = true;
         } else {
             req.body = body.data;
             req.body_len = body.len;
@@ -265,12 +369,11 @@ static int handler(struct mg_connection *conn, void *cbdata)
             sg_respond_error(&res, 404, NULL, "not found");
             break;
         }
-        int rc = read_body(conn, ri->content_length, cfg->limits.body_bytes, &body);
+        int rc = read_body(conn, ri->content_length, cfg->limits.body_bytes,
+                           cfg->limits.request_timeout_ms, &body);
+        body_read = true;
         if (rc) {
-            res.status = rc;
-            res.content_type = SG_CT_JSON;
-            sg_buf_printf(&res.body, "{\"status\":%d,\"detail\":\"the body could not be read\"}",
-                          rc);
+            body_error(cfg, rc, false, &res);
             close = true;
         } else {
             req.body = body.data;
@@ -300,6 +403,12 @@ static int handler(struct mg_connection *conn, void *cbdata)
                          "not found: the SCIM endpoint is /scim/v2/<tenant-id> (the tenant URL)");
         break;
     }
+respond:
+    /* A body nobody read is not drained (CivetWeb would read all of it,
+     * however large it says it is, to keep the connection): close instead. */
+    if (!body_read && (ri->content_length > 0 || mg_get_header(conn, "Transfer-Encoding")))
+        close = true;
+    if (close) mg_disable_connection_keep_alive(conn);
     /* Counted before the answer leaves: a client that reads /metrics right
      * after its answer must find its request counted. */
     int64_t us = sg_mono_us() - t0;
@@ -365,6 +474,10 @@ bool sg_http_start(sg_server *srv, sg_http **out, char *err, size_t errlen)
     else
         snprintf(ports, sizeof ports, "%s", cfg->listen);
     snprintf(threads, sizeof threads, "%lld", (long long)cfg->limits.workers);
+    char request_ms[32], idle_ms[32], header_bytes[16];
+    snprintf(header_bytes, sizeof header_bytes, "%d", SG_HEADER_BYTES);
+    snprintf(request_ms, sizeof request_ms, "%lld", (long long)cfg->limits.request_timeout_ms);
+    snprintf(idle_ms, sizeof idle_ms, "%lld", (long long)cfg->limits.idle_timeout_ms);
     const char *options[] = {
         "listening_ports",
         ports,
@@ -372,14 +485,17 @@ bool sg_http_start(sg_server *srv, sg_http **out, char *err, size_t errlen)
         threads,
         "enable_keep_alive",
         "yes",
+        /* A connection that sends nothing, or its headers a byte at a
+         * time, holds a worker for at most request_timeout_ms (its body
+         * as long again, read_body); an idle keep-alive one idle_timeout. */
         "keep_alive_timeout_ms",
-        "5000",
+        idle_ms,
         "request_timeout_ms",
-        "30000",
+        request_ms,
         "linger_timeout_ms",
         "1000",
         "max_request_size",
-        "16384",
+        header_bytes,
         "enable_directory_listing",
         "no",
         "decode_url",

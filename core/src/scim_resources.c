@@ -1324,9 +1324,11 @@ static bool cursor_start(rctx *c, const list_args *a, const sg_rtype *types, siz
                      "use either startIndex or cursor, not both");
         return fail(c);
     }
-    const char *parts[6] = {ntypes > 1 ? "*" : sg_rt(types[0])->id, a->filter,     a->sort_by,
-                            a->sort_order ? a->sort_order : "",     a->attributes, a->excluded};
-    sg_cursor_fingerprint(parts, 6, fp);
+    /* The tenant too: a cursor another tenant was given names no page here. */
+    const char *parts[7] = {c->tenant,  ntypes > 1 ? "*" : sg_rt(types[0])->id, a->filter,
+                            a->sort_by, a->sort_order ? a->sort_order : "",     a->attributes,
+                            a->excluded};
+    sg_cursor_fingerprint(parts, 7, fp);
     int64_t offset = 0;
     if (*a->cursor) {
         sg_cursor_state st = sg_cursor_read(a->cursor, fp, sg_now_ms() / 1000, &offset);

@@ -306,21 +306,27 @@ static int vp_json_ok(const sf_dialect *d, const sg_attr_ref *vpa)
     return (vpa->flags & SG_ATTR_MULTI) && json_addressable(d, vpa);
 }
 
-/* Can `g` be evaluated on one element of the value path's array? */
-static int elem_ok(const sf_dialect *d, const sg_filter *g, const sg_attr_ref *vpa)
+/* Can `g` be evaluated on one element of the value path's array, within
+ * `budget` levels of nesting? */
+static int elem_ok_in(const sf_dialect *d, const sg_filter *g, const sg_attr_ref *vpa, int budget)
 {
-    if (!g) return 0;
+    if (!g || budget <= 0) return 0;
     switch (g->op) {
     case SG_FOP_AND:
     case SG_FOP_OR:
-        return elem_ok(d, g->a, vpa) && elem_ok(d, g->b, vpa);
+        return elem_ok_in(d, g->a, vpa, budget - 1) && elem_ok_in(d, g->b, vpa, budget - 1);
     case SG_FOP_NOT:
-        return elem_ok(d, g->a, vpa);
+        return elem_ok_in(d, g->a, vpa, budget - 1);
     case SG_FOP_VALUEPATH:
         return 0;
     default:
         return same_attr(&g->attr, vpa) && (g->attr.flags & SG_ATTR_MULTI) && json_leaf_ok(d, g);
     }
+}
+
+static int elem_ok(const sf_dialect *d, const sg_filter *g, const sg_attr_ref *vpa)
+{
+    return elem_ok_in(d, g, vpa, d->max_elem_nest ? d->max_elem_nest : INT_MAX);
 }
 
 int sf_vp_whole(const sf_qb *q, const sg_filter *f)
@@ -411,33 +417,40 @@ int sf_leaf_rank(sf_leaf k, const sg_filter *f)
     }
 }
 
-int sf_rank(const sf_qb *q, const sg_filter *f, const sf_scope *sc)
+/* sf_rank of a node compiled `nest` levels deep: 0 where comp() would not
+ * compile it. */
+static int rank_at(const sf_qb *q, const sg_filter *f, const sf_scope *sc, int nest)
 {
     char tbuf[SG_TIME_MAX];
     int a, b;
-    if (!f) return 0;
+    if (!f || (q->d->max_nest && nest >= q->d->max_nest)) return 0;
     switch (f->op) {
     case SG_FOP_AND:
         if (vp_compound_whole(q, f, sc)) return 0;
-        a = sf_rank(q, f->a, sc);
-        b = sf_rank(q, f->b, sc);
+        a = rank_at(q, f->a, sc, nest + 1);
+        b = rank_at(q, f->b, sc, nest + 1);
         return a > b ? a : b;
     case SG_FOP_OR:
-        a = sf_rank(q, f->a, sc);
-        b = sf_rank(q, f->b, sc);
+        a = rank_at(q, f->a, sc, nest + 1);
+        b = rank_at(q, f->b, sc, nest + 1);
         return a < b ? a : b;
     case SG_FOP_NOT:
         return 0;
     case SG_FOP_VALUEPATH: {
         if (sc->cx != SF_CX_TOP || sf_vp_whole(q, f)) return 0;
         sf_scope vs = {SF_CX_VP, &f->attr};
-        a = sf_rank(q, f->a, &vs);
-        b = sf_rank(q, f->b, &vs);
+        a = rank_at(q, f->a, &vs, nest + 1);
+        b = rank_at(q, f->b, &vs, nest + 1);
         return a > b ? a : b;
     }
     default:
         return sf_leaf_rank(sf_leaf_kind(q, f, sc, tbuf), f);
     }
+}
+
+int sf_rank(const sf_qb *q, const sg_filter *f, const sf_scope *sc)
+{
+    return rank_at(q, f, sc, q->nest);
 }
 
 /* As the dialect's jcond, ne being not (eq) on the same value(s). */
@@ -549,9 +562,21 @@ int sf_comp_or(sf_qb *q, const sg_filter *f, int drive, const sf_scope *sc, int 
     return 0;
 }
 
+static int comp_node(sf_qb *q, const sg_filter *f, int drive, const sf_scope *sc, int *exact);
+
 /* Compile a node into q; returns 1 when something was emitted, *exact when
- * it is exact. */
+ * it is exact. Deeper than the dialect's max_nest: nothing. */
 static int comp(sf_qb *q, const sg_filter *f, int drive, const sf_scope *sc, int *exact)
+{
+    *exact = 0;
+    if (q->d->max_nest && q->nest >= q->d->max_nest) return 0;
+    q->nest++;
+    int r = comp_node(q, f, drive, sc, exact);
+    q->nest--;
+    return r;
+}
+
+static int comp_node(sf_qb *q, const sg_filter *f, int drive, const sf_scope *sc, int *exact)
 {
     int ea, eb;
     struct sf_mark m;

@@ -115,6 +115,10 @@ typedef struct sf_dialect {
      * exact. sf_comp_or is the plain form, which a dialect may wrap in a
      * driver of its own. */
     int (*comp_or)(sf_qb *q, const sg_filter *f, int drive, const sf_scope *sc, int *exact);
+    /* How many and/or/not/value-path levels deep nodes are compiled (0: no
+     * limit), and how many inside one `each`; deeper nodes stay with the
+     * core (the residual). For an SQL parser with a bounded stack. */
+    int max_nest, max_elem_nest;
 } sf_dialect;
 
 /* A statement being built: zero it, then set h and d. Release with
@@ -126,6 +130,7 @@ struct sf_qb {
     struct sf_param *p; /* p[0 .. np): parameters SF_FIRST_PARAM, ... */
     size_t np, cap;
     int nomem; /* an allocation failed: the text is partial  */
+    int nest;  /* compound nodes being compiled: max_nest     */
 };
 
 /* Free the parameters, the text and the parameter array; q can be reused. */

@@ -2057,6 +2057,11 @@ static int comp_or(sf_qb *q, const sg_filter *f, int drive, const sf_scope *sc, 
     return sf_comp_or(q, f, drive && sf_rank(q, f, sc) > 0, sc, exact);
 }
 
+/* SQLite's parser keeps about a hundred entries of nesting (3.40: "parser
+ * stack overflow" past them), which some 25 nested AND/OR nodes of our SQL
+ * use up: nodes nested deeper than 12 levels (6 inside one json_each) stay
+ * with the core. The core's parser balances long and/or chains, so only
+ * filters that nest parentheses deeply get there. */
 static const sf_dialect dialect = {
     .sigil = '?',
     .text_ok = text_ok,
@@ -2065,6 +2070,8 @@ static const sf_dialect dialect = {
     .each = put_each,
     .jcond = jcond,
     .comp_or = comp_or,
+    .max_nest = 12,
+    .max_elem_nest = 6,
 };
 
 /* ---- search ------------------------------------------------------------------------------ */

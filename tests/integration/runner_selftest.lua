@@ -120,6 +120,14 @@ test("http.request raises when nothing listens", function()
   expect.match(msg:lower(), "connect")
 end)
 
+test("tcp.connect raises when nothing listens or the address is not one", function()
+  expect.error(function() tcp.connect(DEAD_URL, 2) end, "tcp.connect http://127.0.0.1:1/healthz: ")
+  expect.error(function() tcp.connect(free_port(), 2) end, "refused")
+  for _, bad in ipairs{"localhost:80", "http://[::1]:80/", "127.0.0.1:0", "127.0.0.1:99999", "x"} do
+    expect.error(function() tcp.connect(bad) end, "is not PORT, HOST:PORT")
+  end
+end)
+
 test("http.escape and free_port", function()
   expect.eq(http.escape('userName eq "a&b+c"'), "userName%20eq%20%22a%26b%2Bc%22")
   local port = free_port()

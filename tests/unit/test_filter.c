@@ -160,6 +160,36 @@ Test(filter, limits)
                  SG_EINVALID);
 }
 
+static int tree_depth(const sg_filter *f)
+{
+    if (!f) return 0;
+    int a = tree_depth(f->a), b = tree_depth(f->b);
+    return 1 + (a > b ? a : b);
+}
+
+Test(filter, long_chains_become_balanced_trees)
+{
+    /* Everything that walks a filter recurses: 240 terms must not make a
+     * tree 240 deep. The terms keep their order. */
+    sg_buf text = {0};
+    for (int i = 0; i < 240; i++)
+        sg_buf_printf(&text, "%sid eq \"%d\"", i ? (i % 3 ? " or " : " and ") : "", i);
+    sg_filter_tree *t;
+    sg_error err;
+    cr_assert_eq(sg_filter_parse(sg_rt(SG_RT_USER), text.data, text.len, &lim, &t, &err), SG_OK,
+                 "%s", err.detail);
+    cr_assert_leq(tree_depth(sg_filter_root(t)), 12);
+    sg_buf out = {0};
+    cr_assert_eq(sg_filter_format(sg_filter_root(t), &out), SG_OK);
+    cr_assert(strstr(out.data, "(id eq \"2\" and id eq \"3\")"), "%.80s", out.data);
+    cr_assert(strstr(out.data, "id eq \"239\")"));
+    sg_buf_free(&out);
+    sg_filter_free(t);
+    sg_buf_free(&text);
+    cr_assert_str_eq(render(SG_RT_USER, "id eq \"a\" or id eq \"b\" or id eq \"c\" or id eq \"d\""),
+                     "((id eq \"a\" or id eq \"b\") or (id eq \"c\" or id eq \"d\"))");
+}
+
 /* ---- evaluation ---- */
 
 static bool match(sg_rtype type, const char *filter, const char *doc_text)

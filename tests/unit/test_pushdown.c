@@ -1038,6 +1038,61 @@ Test(pushdown, sql_agrees_with_the_evaluator)
     cr_assert(kinds[0] * 2 > n, "only %ld of %ld filters compiled", kinds[0], n);
 }
 
+/* A leaf the plugin always compiles (an index key), or any leaf. */
+static void gen_keyed_leaf(sg_buf *b, sg_rtype type)
+{
+    if (chance(50)) {
+        gen_leaf(b, type);
+        return;
+    }
+    sg_buf_puts(b, type == SG_RT_USER ? "userName eq " : "displayName eq ");
+    const char *v =
+        type == SG_RT_USER ? W.user_names[below(NUSERS)] : W.group_names[below(NGROUPS)];
+    sg_buf_json_str(b, v, strlen(v));
+}
+
+/* `leaf and|or (…)` nested `depth` deep, a `not` now and then. */
+static void gen_nested(sg_buf *b, sg_rtype type, int depth)
+{
+    if (depth <= 0) {
+        gen_keyed_leaf(b, type);
+        return;
+    }
+    bool negate = chance(20);
+    gen_keyed_leaf(b, type);
+    sg_buf_puts(b, chance(50) ? " and " : " or ");
+    sg_buf_puts(b, negate ? "not (" : "(");
+    gen_nested(b, type, depth - 1);
+    sg_buf_putc(b, ')');
+}
+
+/* Deep nesting (up to the parser's limit) and long and/or chains: the SQL
+ * for them must neither fail (SQLite's parser stack holds about a hundred
+ * levels) nor disagree with the evaluator; what the plugin leaves out is
+ * the residual. */
+Test(pushdown, deep_and_long_filters_agree_and_never_fail)
+{
+    sg_error e;
+    sg_error_clear(&e);
+    cr_assert_eq(W.v->begin(W.c, SG_TXN_READ, &e), SG_OK);
+    for (g_iter = 0; g_iter < 120; g_iter++) {
+        sg_rtype type = chance(85) ? SG_RT_USER : SG_RT_GROUP;
+        sg_buf b = {0};
+        if (g_iter % 2) {
+            gen_nested(&b, type, 8 + (int)(g_iter % 22)); /* 8..29 levels, + a value path */
+        } else {
+            int n = 20 + below(120);
+            for (int i = 0; i < n; i++) {
+                if (i) sg_buf_puts(&b, chance(50) ? " and " : " or ");
+                gen_keyed_leaf(&b, type);
+            }
+        }
+        if (b.len <= lim.max_length) run_one(type, b.data);
+        sg_buf_free(&b);
+    }
+    W.v->rollback(W.c);
+}
+
 /* Filters known to compile completely, so the comparison above really
  * exercises the SQL. */
 Test(pushdown, these_compile_without_residual)

@@ -96,6 +96,36 @@ Test(util, json_string_escaping)
     sg_buf_free(&b);
 }
 
+Test(util, json_string_is_always_utf8)
+{
+    /* well-formed sequences pass through as they are */
+    sg_buf b = {0};
+    const char *ok = "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\x7f";
+    sg_buf_json_str(&b, ok, strlen(ok));
+    cr_assert_str_eq(b.data, "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\x7f\"");
+    sg_buf_free(&b);
+    /* everything else is U+FFFD, a byte at a time: stray, truncated (a
+     * detail cut mid-character), overlong, surrogate, past U+10FFFF */
+    const struct {
+        const char *in, *out;
+    } bad[] = {
+        {"\xff", "\"\\ufffd\""},
+        {"a\x80z", "\"a\\ufffdz\""},
+        {"x\xc3", "\"x\\ufffd\""},
+        {"\xe2\x82", "\"\\ufffd\\ufffd\""},
+        {"\xc0\xaf", "\"\\ufffd\\ufffd\""},
+        {"\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\""},
+        {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},
+        {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""},
+        {"\xe2\x28\xa1", "\"\\ufffd(\\ufffd\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sg_buf_json_str(&b, bad[i].in, strlen(bad[i].in));
+        cr_assert_str_eq(b.data, bad[i].out, "case %zu", i);
+        sg_buf_free(&b);
+    }
+}
+
 Test(crypto, hmac_is_keyed_and_stable)
 {
     char dir[] = "/tmp/sgkeyXXXXXX";
