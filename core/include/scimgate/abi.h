@@ -12,12 +12,14 @@
 ** Change log
 **   1.0  first release: host services, storage (tenants, tokens of every
 **        kind, admins, resources, memberships, filter search) and auth vtables.
+**   1.1  storage: portal sessions (session_create, session_get,
+**        session_touch, session_delete, session_purge).
 */
 #ifndef SCIMGATE_ABI_H
 #define SCIMGATE_ABI_H
 
 #define SG_ABI_MAJOR 1
-#define SG_ABI_MINOR 0
+#define SG_ABI_MINOR 1
 
 /* Every vtable and the host table begin with this header. */
 #define SG_ABI_HEADER                                                                              \
