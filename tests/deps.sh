@@ -6,7 +6,12 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libcivetweb-dev liblua5.4-dev lua-cjson-dev
             libsqlite3-dev libjansson-dev libssl-dev libcurl4-openssl-dev libpq-dev)
-test_pkgs=(libcriterion-dev nginx openssl clang-format curl postgresql-15)
+test_pkgs=(libcriterion-dev nginx openssl clang-format curl postgresql-15 chromium nodejs)
+# The browser test (tests/browser) needs npm too. A nodejs from outside
+# Debian (e.g. NodeSource's, which our machines carry) ships its own npm and
+# conflicts with Debian's npm package: ask for the package only when there
+# is no npm command.
+command -v npm >/dev/null 2>&1 || test_pkgs+=(npm)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-}" = "--runtime" ] || pkgs+=("${test_pkgs[@]}")

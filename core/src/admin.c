@@ -8,12 +8,14 @@
 #include "buf.h"
 #include "crypto.h"
 #include "events.h"
+#include "health.h"
 #include "filter.h"
 #include "json.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "lua_host.h"
 #include "outbox.h"
+#include "portal.h"
 #include "query.h"
 #include "schema.h"
 #include "touch.h"
@@ -150,6 +152,24 @@ static bool authenticate(actx *c)
     admin_principal *p = &c->p;
     memset(p, 0, sizeof *p);
     const char *h = c->req->header(c->req, "Authorization");
+    if (!h) {
+        /* The portal's pages: a session cookie (and, to change anything,
+         * its CSRF token) stands for the admin who signed in. */
+        sg_session_admin sa;
+        switch (sg_portal_authenticate(c->w, c->req, c->res, &sa)) {
+        case SG_SESSION_REFUSED:
+            return false;
+        case SG_SESSION_OK:
+            p->kind = SG_TOKEN_ADMIN;
+            p->operator= sa.tenant[0] == '\0';
+            snprintf(p->tenant, sizeof p->tenant, "%s", sa.tenant);
+            snprintf(p->subject, sizeof p->subject, "%s", sa.login);
+            snprintf(c->actor, sizeof c->actor, "admin:%s", p->subject);
+            return true;
+        case SG_SESSION_NONE:
+            break;
+        }
+    }
     if (h && !strncasecmp(h, "Bearer ", 7))
         h += 7;
     else
@@ -339,6 +359,27 @@ static sg_status user_row(void *ud, const sg_resource *r)
     return s;
 }
 
+/* The filter text `base` (may be "") and, with a `q` parameter, `attr sw
+ * "q"` (a case-insensitive prefix, an index range in storage). false
+ * (400) when q is too long. */
+static bool prefix_filter(actx *c, const char *attr, const char *base, sg_buf *out)
+{
+    char *q = sg_query_param(c->req->query, "q");
+    bool good = !q || strlen(q) <= 256;
+    if (good) sg_buf_puts(out, base);
+    if (good && q && *q) {
+        if (base[0]) sg_buf_puts(out, " and ");
+        sg_buf_printf(out, "%s sw ", attr);
+        sg_buf_json_str(out, q, strlen(q));
+    }
+    free(q);
+    if (!good) {
+        sg_buf_free(out);
+        admin_error(c->res, 400, "q (a prefix to search for) is at most 256 bytes");
+    }
+    return good;
+}
+
 static const char *const states[] = {SG_STATE_STAGED, SG_STATE_PENDING, SG_STATE_INVITED,
                                      SG_STATE_ACTIVE, SG_STATE_SUSPENDED};
 
@@ -361,17 +402,20 @@ static void users_list(actx *c)
             return;
         }
     }
+    sg_buf fb = {0};
+    if (!prefix_filter(c, "userName", ftext, &fb)) return;
     const sg_rtdef *rt = sg_rt(SG_RT_USER);
     sg_filter_tree *tree = NULL;
     sg_resolved by;
     sg_attr_ref sort;
     sg_schema_resolve(rt, "userName", 8, &by);
     sg_attr_ref_fill(&sort, by.attr, NULL);
-    if (ftext[0] &&
-        sg_filter_parse(rt, ftext, strlen(ftext), &c->w->srv->flim, &tree, &c->err) != SG_OK) {
+    if (fb.len && sg_filter_parse(rt, fb.data, fb.len, &c->w->srv->flim, &tree, &c->err) != SG_OK) {
+        sg_buf_free(&fb);
         fail(c);
         return;
     }
+    sg_buf_free(&fb);
     sg_query q = {.type = SG_RT_USER,
                   .filter = tree ? sg_filter_root(tree) : NULL,
                   .sort = &sort,
@@ -514,6 +558,51 @@ static void events(actx *c, const char *subject)
     json_decref(r.list);
 }
 
+/* GET /events: the whole audit trail (the change feed and every other
+ * event), after a cursor, optionally only some types, one subject, or
+ * events since a time. */
+static void audit(actx *c)
+{
+    if (!only(c, "GET")) return;
+    int64_t limit, since = 0, from = 0;
+    if (!int_param(c, "limit", 100, 1, 1000, &limit)) return;
+    char *v = sg_query_param(c->req->query, "since");
+    char *f = sg_query_param(c->req->query, "from");
+    char *types = sg_query_param(c->req->query, "type");
+    char *subject = sg_query_param(c->req->query, "subject");
+    const char *tl[17] = {0};
+    size_t nt = 0;
+    bool good = !v || !*v || (sg_parse_i64(v, &since) && since >= 0);
+    bool from_ok = !f || !*f || sg_parse_time(f, &from);
+    char *save = NULL;
+    for (char *t = types ? strtok_r(types, ",", &save) : NULL; t && nt < 16;
+         t = strtok_r(NULL, ",", &save))
+        tl[nt++] = t;
+    if (!good || !from_ok) {
+        admin_error(c->res, 400,
+                    !good ? "since must be a cursor this API returned"
+                          : "from must be a time such as 2026-01-31T12:00:00Z");
+    } else {
+        sg_event_query q = {.after_seq = since,
+                            .subject = subject && *subject ? subject : NULL,
+                            .limit = limit,
+                            .since_ms = from,
+                            .types = nt ? tl : NULL};
+        event_rows r = {json_array(), since};
+        if (begin(c, SG_TXN_READ) &&
+            ok(c, c->st->event_list(c->conn, c->tenant, &q, event_row, &r, &c->err)) && commit(c)) {
+            char cursor[24];
+            snprintf(cursor, sizeof cursor, "%lld", (long long)r.last);
+            reply(c, 200, json_pack("{sOss}", "events", r.list, "cursor", cursor));
+        }
+        json_decref(r.list);
+    }
+    free(v);
+    free(f);
+    free(types);
+    free(subject);
+}
+
 static void users(actx *c)
 {
     char id[65];
@@ -536,6 +625,183 @@ static void users(actx *c)
         return;
     }
     user_action(c, id, action);
+}
+
+/* ---- groups ---------------------------------------------------------------------------- */
+
+#define POLICY_URN "urn:scimgate:schemas:extension:policy:2.0:Group"
+
+static sg_status group_row(void *ud, const sg_resource *r)
+{
+    user_rows *u = ud;
+    json_t *body = json_loadb(r->json, r->json_len, 0, NULL);
+    if (!body) return SG_EINTERNAL;
+    bool match = true;
+    sg_status s = SG_OK;
+    if (u->so->residual) {
+        sg_eval_ctx ec = {.rt = sg_rt(SG_RT_GROUP), .doc = body, .row = r};
+        s = sg_filter_eval(u->so->residual, &ec, &match);
+        if (match) {
+            u->matched++;
+            match = u->matched >= u->start && u->matched < u->start + u->count;
+        }
+    }
+    if (s == SG_OK && match) {
+        /* What groups.accept decided when the group was last written. */
+        json_t *pol = json_object_get(body, POLICY_URN);
+        const char *status = json_string_value(json_object_get(pol, "status"));
+        json_array_append_new(
+            u->list,
+            json_pack("{sssosososososo}", "id", r->id, "displayName",
+                      str_or_null(json_string_value(json_object_get(body, "displayName"))),
+                      "externalId",
+                      str_or_null(json_string_value(json_object_get(body, "externalId"))), "policy",
+                      json_string(status ? status : "accepted"), "reason",
+                      str_or_null(json_string_value(json_object_get(pol, "reason"))), "created",
+                      str_or_null(r->created), "modified", str_or_null(r->modified)));
+    }
+    json_decref(body);
+    return s;
+}
+
+/* GET /groups[?q=&start=&count=]: displayName order, with what the groups
+ * script decided (accepted or ignored, and why). */
+static void groups(actx *c)
+{
+    if (!only(c, "GET")) return;
+    int64_t start, count;
+    if (!int_param(c, "start", 1, 1, INT32_MAX, &start) ||
+        !int_param(c, "count", 100, 0, 1000, &count))
+        return;
+    sg_buf fb = {0};
+    if (!prefix_filter(c, "displayName", "", &fb)) return;
+    const sg_rtdef *rt = sg_rt(SG_RT_GROUP);
+    sg_filter_tree *tree = NULL;
+    sg_resolved by;
+    sg_attr_ref sort;
+    sg_schema_resolve(rt, "displayName", 11, &by);
+    sg_attr_ref_fill(&sort, by.attr, NULL);
+    if (fb.len && sg_filter_parse(rt, fb.data, fb.len, &c->w->srv->flim, &tree, &c->err) != SG_OK) {
+        sg_buf_free(&fb);
+        fail(c);
+        return;
+    }
+    sg_buf_free(&fb);
+    sg_query q = {.type = SG_RT_GROUP,
+                  .filter = tree ? sg_filter_root(tree) : NULL,
+                  .sort = &sort,
+                  .start_index = start,
+                  .count = count};
+    sg_search_out so = {0};
+    user_rows u = {.list = json_array(), .so = &so, .start = start, .count = count};
+    if (begin(c, SG_TXN_READ) &&
+        ok(c, c->st->search(c->conn, c->tenant, &q, group_row, &u, &so, &c->err)) && commit(c))
+        reply(c, 200,
+              json_pack("{sIso}", "total", (json_int_t)(so.residual ? u.matched : so.total),
+                        "groups", json_incref(u.list)));
+    json_decref(u.list);
+    sg_filter_free(tree);
+}
+
+/* GET /{T}/scripts: the hook scripts that apply to the tenant (the shared
+ * ones and its own overrides, "tenants/<T>/..."), without their paths. */
+static void tenant_scripts(actx *c)
+{
+    if (!only(c, "GET")) return;
+    sg_buf b = {0};
+    sg_scripts_status(&b);
+    json_t *all = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
+    sg_buf_free(&b);
+    json_t *list = json_array();
+    char own[80];
+    snprintf(own, sizeof own, "tenants/%s/", c->tenant);
+    size_t i;
+    json_t *sc;
+    json_array_foreach(json_object_get(all, "scripts"), i, sc)
+    {
+        const char *name = json_string_value(json_object_get(sc, "name"));
+        if (!name || (!strncmp(name, "tenants/", 8) && strncmp(name, own, strlen(own)))) continue;
+        json_t *copy = json_deep_copy(sc);
+        json_object_del(copy, "path");
+        json_array_append_new(list, copy);
+    }
+    json_t *out = json_pack("{sOso}", "generation",
+                            json_object_get(all, "generation") ? json_object_get(all, "generation")
+                                                               : json_null(),
+                            "scripts", list);
+    json_decref(all);
+    reply(c, 200, out);
+}
+
+/* ---- health ------------------------------------------------------------------------------ */
+
+typedef struct health_scan {
+    int64_t last_used;
+    char last_addr[64];
+    int live;
+    int64_t now;
+} health_scan;
+
+static int health_token(void *ud, const sg_token *t)
+{
+    health_scan *h = ud;
+    if (t->kind != SG_TOKEN_SCIM) return 0;
+    if (!t->revoked_ms && (!t->expires_ms || t->expires_ms > h->now)) h->live++;
+    if (t->last_used_ms > h->last_used) {
+        h->last_used = t->last_used_ms;
+        snprintf(h->last_addr, sizeof h->last_addr, "%s", t->last_addr ? t->last_addr : "");
+    }
+    return 0;
+}
+
+typedef struct refusal_count {
+    int64_t n;
+} refusal_count;
+
+static sg_status count_event(void *ud, const sg_event *e)
+{
+    (void)e;
+    ((refusal_count *)ud)->n++;
+    return SG_OK;
+}
+
+/* GET /health: the last SCIM request (from the tokens' last use, every
+ * node), refused SCIM writes in the last 24 hours (audit events, every
+ * node), and this node's traffic per minute for the last hour (health.h). */
+static void health(actx *c)
+{
+    if (!only(c, "GET")) return;
+    int64_t now = sg_now_ms();
+    health_scan h = {.now = now};
+    refusal_count rc = {0};
+    static const char *const refused[] = {"scim.refused", NULL};
+    sg_event_query q = {.types = refused, .since_ms = now - 86400000LL, .limit = 10000};
+    if (!begin(c, SG_TXN_READ) ||
+        !ok(c, c->st->token_list(c->conn, c->tenant, health_token, &h, &c->err)) ||
+        !ok(c, c->st->event_list(c->conn, c->tenant, &q, count_event, &rc, &c->err)) || !commit(c))
+        return;
+    sg_health_minute m[SG_HEALTH_MINUTES];
+    sg_health_get(c->tenant, now, m);
+    json_t *minutes = json_array();
+    int64_t req = 0, errs = 0, unauth = 0, burst = 0;
+    for (int i = 0; i < SG_HEALTH_MINUTES; i++) {
+        req += m[i].requests;
+        errs += m[i].errors;
+        unauth += m[i].unauthorized;
+        if (m[i].unauthorized > burst) burst = m[i].unauthorized;
+        if (!m[i].minute) continue;
+        json_array_append_new(minutes,
+                              json_pack("{sosisisi}", "time", time_or_null(m[i].minute * 60000),
+                                        "requests", (int)m[i].requests, "errors", (int)m[i].errors,
+                                        "unauthorized", (int)m[i].unauthorized));
+    }
+    reply(c, 200,
+          json_pack("{sososisIs{sIsIsIsIso}}", "lastRequest", time_or_null(h.last_used),
+                    "lastAddress", h.last_addr[0] ? json_string(h.last_addr) : json_null(),
+                    "liveTokens", h.live, "refusedWrites24h", (json_int_t)rc.n, "lastHour",
+                    "requests", (json_int_t)req, "errors", (json_int_t)errs, "unauthorized",
+                    (json_int_t)unauth, "unauthorizedPeakPerMinute", (json_int_t)burst, "minutes",
+                    minutes));
 }
 
 /* ---- invitations and jobs ------------------------------------------------------------- */
@@ -990,6 +1256,39 @@ static void scripts(actx *c, bool reload)
     sg_scripts_status(&c->res->body);
 }
 
+typedef struct tenant_rows {
+    json_t *list;
+    const char *base; /* the request's base URL */
+} tenant_rows;
+
+static int tenant_row(void *ud, const sg_tenant *t)
+{
+    tenant_rows *r = ud;
+    char url[512];
+    snprintf(url, sizeof url, "%s/scim/v2/%s", r->base, t->id);
+    json_array_append_new(r->list,
+                          json_pack("{sssssssbss}", "id", t->id, "name", t->name, "created",
+                                    t->created, "disabled", t->disabled != 0, "url", url));
+    return 0;
+}
+
+/* GET /admin/v1/tenants: every tenant for an operator; a tenant admin
+ * sees only its own. */
+static void tenants_list(actx *c)
+{
+    if (!only(c, "GET")) return;
+    if (c->p.kind != SG_TOKEN_ADMIN) {
+        admin_error(c->res, 403, "a device may only list and approve invitations");
+        return;
+    }
+    tenant_rows rows = {json_array(), c->req->base_url};
+    sg_status s = c->p.operator
+                      ? c->st->tenant_list(c->conn, tenant_row, &rows, &c->err)
+                      : c->st->tenant_get(c->conn, c->p.tenant, tenant_row, &rows, &c->err);
+    if (ok(c, s)) reply(c, 200, json_pack("{sO}", "tenants", rows.list));
+    json_decref(rows.list);
+}
+
 static void split(actx *c, const char *rest)
 {
     c->nseg = 0;
@@ -1048,7 +1347,9 @@ static const struct {
     {"invitations", 2, false, invitations}, {"jobs", 4, false, jobs},
     {"changes", 2, false, changes},         {"settings", 2, false, settings},
     {"alerts", 3, false, alerts},           {"devices", 3, false, devices},
-    {"tokens", 3, false, tokens},
+    {"tokens", 3, false, tokens},           {"groups", 2, false, groups},
+    {"health", 2, false, health},           {"events", 2, false, audit},
+    {"scripts", 2, false, tenant_scripts},
 };
 
 static void tenant_endpoint(actx *c)
@@ -1092,9 +1393,15 @@ void sg_admin_handle(sg_worker *w, sg_request *req, sg_response *res)
         admin_error(res, 503, "the store is unavailable");
         return;
     }
-    if (!authenticate(&c)) return;
     split(&c, req->route.rest);
-    if (c.nseg == 1 && seg_is(&c, 0, "scripts"))
+    if (c.nseg == 1 && seg_is(&c, 0, "session")) {
+        sg_portal_session(w, req, res); /* signs in: no credential yet */
+        return;
+    }
+    if (!authenticate(&c)) return;
+    if (c.nseg == 1 && seg_is(&c, 0, "tenants"))
+        tenants_list(&c);
+    else if (c.nseg == 1 && seg_is(&c, 0, "scripts"))
         scripts(&c, false);
     else if (c.nseg == 2 && seg_is(&c, 0, "scripts") && seg_is(&c, 1, "reload"))
         scripts(&c, true);

@@ -25,6 +25,8 @@ typedef struct key_def {
 #define D(f)  K_DUR, offsetof(sg_config, limits.f)
 #define OI(f) K_INT, offsetof(sg_config, outbox.f)
 #define OD(f) K_DUR, offsetof(sg_config, outbox.f)
+#define PI(f) K_INT, offsetof(sg_config, portal_cfg.f)
+#define PD(f) K_DUR, offsetof(sg_config, portal_cfg.f)
 
 static const key_def keys[] = {
     {"data", S(data), "./data", "data directory (SQLite file, server key, spool)"},
@@ -42,6 +44,15 @@ static const key_def keys[] = {
     {"trusted_proxies", S(trusted_proxies), NULL,
      "comma-separated addresses whose X-Forwarded-For/Proto/Host are believed"},
     {"log_level", S(log_level), "info", "error, warn, info or debug"},
+    {"portal", S(portal), NULL, "the admin portal's static files directory"},
+    {"portal.session_idle", PD(session_idle_ms), "30m",
+     "a portal session unused this long is signed out"},
+    {"portal.session_max", PD(session_max_ms), "12h",
+     "a portal session ends this long after sign-in"},
+    {"portal.login_attempts", PI(login_attempts), "5",
+     "failed portal sign-ins per login before back-off (429)"},
+    {"portal.address_attempts", PI(address_attempts), "20",
+     "failed portal sign-ins per client address before back-off (429)"},
     {"limits.body_bytes", Z(body_bytes), "8MiB", "request body cap (413 above)"},
     {"limits.json_depth", I(json_depth), "64", "JSON nesting cap"},
     {"limits.filter_length", I(filter_length), "4096", "filter length cap"},
@@ -266,6 +277,14 @@ static bool validate(sg_config *cfg, char *err, size_t errlen)
     if (l->metrics_tenants > 100000) {
         snprintf(err, errlen,
                  "limits.metrics_tenants must be at most 100000 (one series set each)");
+        return false;
+    }
+    const sg_portal_config *pc = &cfg->portal_cfg;
+    if (pc->session_idle_ms < 1000 || pc->session_max_ms < 1000 || pc->login_attempts < 1 ||
+        pc->address_attempts < 1) {
+        snprintf(err, errlen,
+                 "portal.session_idle and portal.session_max must be at least 1s, "
+                 "portal.login_attempts and portal.address_attempts at least 1");
         return false;
     }
     if (!cfg->data || !cfg->listen || !cfg->storage) {

@@ -48,6 +48,14 @@ typedef struct sg_outbox_config {
     int64_t events_ms; /* retention.events */
 } sg_outbox_config;
 
+/* The admin portal (portal.c); durations in ms. */
+typedef struct sg_portal_config {
+    int64_t session_idle_ms;  /* a session unused this long ends */
+    int64_t session_max_ms;   /* a session ends this long after sign-in */
+    int64_t login_attempts;   /* failed sign-ins per login before back-off */
+    int64_t address_attempts; /* failed sign-ins per client address before back-off */
+} sg_portal_config;
+
 typedef struct sg_config {
     char *data;
     char *server_key;
@@ -63,8 +71,10 @@ typedef struct sg_config {
     char *tls_key;
     char *trusted_proxies;
     char *log_level;
+    char *portal; /* the portal's static files */
     sg_limits limits;
     sg_outbox_config outbox;
+    sg_portal_config portal_cfg;
     bool public_url_set; /* public_url was configured (not derived) */
     /* storage.* and auth.* options, in the order read (later wins). */
     sg_kv *opts;

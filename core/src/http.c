@@ -17,9 +17,11 @@
 
 #include "admin.h"
 #include "buf.h"
+#include "health.h"
 #include "log.h"
 #include "lua_host.h"
 #include "metrics.h"
+#include "portal.h"
 #include "util.h"
 
 /* CivetWeb's buffer for a request line and its headers. */
@@ -126,23 +128,26 @@ static void exit_thread(const struct mg_context *ctx, int thread_type, void *p)
 /* ---- writing responses -------------------------------------------------------- */
 
 static void send_response(struct mg_connection *conn, const sg_response *res,
-                          const char *request_id, bool close)
+                          const char *request_id, bool close, bool head)
 {
     char len[32];
     mg_response_header_start(conn, res->status);
-    if (res->content_type && res->status != 204) {
+    if (res->content_type && res->status != 204 && res->status != 304) {
         mg_response_header_add(conn, "Content-Type", res->content_type, -1);
         snprintf(len, sizeof len, "%zu", res->body.len);
     } else {
         snprintf(len, sizeof len, "0");
     }
-    if (res->status != 204) mg_response_header_add(conn, "Content-Length", len, -1);
+    if (res->status != 204 && res->status != 304)
+        mg_response_header_add(conn, "Content-Length", len, -1);
     mg_response_header_add(conn, "X-Request-Id", request_id, -1);
-    mg_response_header_add(conn, "Cache-Control", "no-store", -1);
+    mg_response_header_add(conn, "Cache-Control",
+                           res->cache_control ? res->cache_control : "no-store", -1);
     if (close) mg_response_header_add(conn, "Connection", "close", -1);
     if (res->headers.len) mg_response_header_add_lines(conn, res->headers.data);
     mg_response_header_send(conn);
-    if (res->status != 204 && res->body.len) mg_write(conn, res->body.data, res->body.len);
+    if (!head && res->status != 204 && res->status != 304 && res->body.len)
+        mg_write(conn, res->body.data, res->body.len);
 }
 
 static void plain_json(sg_response *res, int status, const char *body)
@@ -173,7 +178,7 @@ static int http_error(struct mg_connection *conn, int status, const char *msg)
         snprintf(detail, sizeof detail, "%s", msg);
     sg_respond_error(&res, status, status == 400 ? "invalidSyntax" : NULL, detail);
     mg_disable_connection_keep_alive(conn);
-    send_response(conn, &res, id, true);
+    send_response(conn, &res, id, true, false);
     sg_response_free(&res);
     sg_log(SG_LOG_INFO, "http", "rejected a malformed request with %d", status);
     return 0;
@@ -382,6 +387,13 @@ static int handler(struct mg_connection *conn, void *cbdata)
         }
         break;
     }
+    case SG_ROUTE_PORTAL:
+        if (!on_admin) {
+            sg_respond_error(&res, 404, NULL, "not found");
+            break;
+        }
+        sg_portal_file(w, &req, &res);
+        break;
     case SG_ROUTE_METRICS:
         /* An operator's admin token, on admin_listen: tenant ids are the
          * secret half of tenant URLs, and admin_listen is the SCIM
@@ -417,7 +429,19 @@ respond:
                                 sg_metrics_op(&req.route, req.method), res.status, us);
     else
         sg_metrics_http_request(req.route.kind, res.status);
-    send_response(conn, &res, id, close);
+    if (req.route.kind == SG_ROUTE_SCIM && on_scim) sg_health_note(req.route.tenant, res.status);
+    if (on_admin && (req.route.kind == SG_ROUTE_ADMIN || req.route.kind == SG_ROUTE_PORTAL)) {
+        /* The portal's pages and the API they call: nothing runs but our
+         * own files, nothing frames them, nothing guesses types. */
+        sg_respond_header(&res, "Content-Security-Policy",
+                          "default-src 'none'; script-src 'self'; style-src 'self'; "
+                          "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+                          "form-action 'self'; frame-ancestors 'none'");
+        sg_respond_header(&res, "X-Frame-Options", "DENY");
+        sg_respond_header(&res, "X-Content-Type-Options", "nosniff");
+        sg_respond_header(&res, "Referrer-Policy", "no-referrer");
+    }
+    send_response(conn, &res, id, close, !strcmp(ri->request_method, "HEAD"));
 
     if (sg_log_enabled(SG_LOG_INFO)) {
         sg_buf f = {0};

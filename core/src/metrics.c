@@ -180,7 +180,7 @@ static struct {
     histogram req[SG_OP_COUNT];
     histogram hook[SG_HOOK_CHANGES + 1];
     counter hook_errors[SG_HOOK_CHANGES + 1];
-    counter http[5][NCODES];
+    counter http[6][NCODES];
     counter storage_unavail, storage_internal;
     const char *storage;
     int64_t started_ms;
@@ -271,11 +271,14 @@ static int route_index(sg_route_kind kind)
         return 2;
     case SG_ROUTE_READYZ:
         return 3;
+    case SG_ROUTE_PORTAL:
+        return 5;
     default:
         return 4;
     }
 }
-static const char *const route_names[5] = {"admin", "metrics", "healthz", "readyz", "not_found"};
+static const char *const route_names[6] = {"admin",  "metrics",   "healthz",
+                                           "readyz", "not_found", "portal"};
 
 void sg_metrics_http_request(sg_route_kind kind, int status)
 {
@@ -393,7 +396,7 @@ void sg_metrics_write(sg_buf *b, const sg_metrics_jobs *jobs)
                    "Requests outside SCIM (admin API, health, metrics, unknown paths), by route "
                    "and status code.");
     char code[8];
-    for (int r = 0; r < 5; r++) {
+    for (int r = 0; r < 6; r++) {
         for (int c = 0; c < NCODES; c++) {
             uint64_t v = get(&g.http[r][c]);
             if (!v) continue;

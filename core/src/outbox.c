@@ -10,6 +10,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "lua_host.h"
+#include "portal.h"
 #include "util.h"
 
 #define MAX_THREADS 32
@@ -282,7 +283,7 @@ static int tenant_cb(void *ud, const sg_tenant *tn)
 
 typedef struct purge {
     tenant_ids tenants;
-    int64_t tombstones, events;
+    int64_t tombstones, events, sessions;
 } purge;
 
 /* Keep the feed state of a tenant that has a webhook (its back-off
@@ -320,6 +321,11 @@ static sg_status purge_fn(ob_thread *t, void *ud, sg_error *err)
     }
     int64_t before = now - t->w.srv->cfg->outbox.events_ms;
     if (s == SG_OK) s = st->event_purge(t->w.conn, before, before, &pu->events, err);
+    /* Portal sessions past their end or idle too long (signed out by then
+     * anyway: this only frees the rows). */
+    if (s == SG_OK && sg_portal_sessions_supported(st))
+        s = st->session_purge(t->w.conn, now, now - t->w.srv->cfg->portal_cfg.session_idle_ms,
+                              &pu->sessions, err);
     if (s == SG_OK) {
         free(t->feeds);
         t->feeds = feeds;
@@ -334,9 +340,9 @@ static void housekeeping(ob_thread *t)
 {
     in_txn(t, "expiring approvals", expire_fn, NULL);
     purge pu = {0};
-    if (in_txn(t, "purging", purge_fn, &pu) == SG_OK && (pu.tombstones || pu.events))
-        sg_log(SG_LOG_INFO, "outbox", "purged %lld tombstones and %lld events",
-               (long long)pu.tombstones, (long long)pu.events);
+    if (in_txn(t, "purging", purge_fn, &pu) == SG_OK && (pu.tombstones || pu.events || pu.sessions))
+        sg_log(SG_LOG_INFO, "outbox", "purged %lld tombstones, %lld events and %lld sessions",
+               (long long)pu.tombstones, (long long)pu.events, (long long)pu.sessions);
     free(pu.tenants.ids);
 }
 

@@ -60,6 +60,8 @@ bool sg_paths_resolve(sg_config *cfg, char *err, size_t errlen)
         cfg->schemas = installed ? join(share, "schemas") : sg_xstrdup(SG_SOURCE_DIR "/schemas");
     if (!cfg->scripts)
         cfg->scripts = installed ? join(share, "scripts") : sg_xstrdup(SG_SOURCE_DIR "/scripts");
+    if (!cfg->portal)
+        cfg->portal = installed ? join(share, "portal") : sg_xstrdup(SG_SOURCE_DIR "/core/portal");
     if (!cfg->plugins)
         cfg->plugins = installed ? join(dir, "../" SG_INSTALL_LIBDIR "/scimgate/plugins")
                                  : join(dir, "plugins");

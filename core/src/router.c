@@ -73,6 +73,13 @@ void sg_route_path(const char *path, sg_route *r)
         r->rest = n > 2 ? segs[2].p - 1 : "";
         return;
     }
+    if (n >= 1 && is(&segs[0], "admin")) {
+        /* The portal's files: /admin (index.html) and /admin/<name>, one
+         * level only; deeper paths have no file (rest NULL). */
+        r->kind = SG_ROUTE_PORTAL;
+        r->rest = n == 1 ? "" : n == 2 ? segs[1].p : NULL;
+        return;
+    }
     if (n < 3 || !ieq(&segs[0], "scim") || !ieq(&segs[1], "v2") ||
         !sg_tenant_id_valid(segs[2].p, segs[2].n))
         return;

@@ -15,8 +15,9 @@ typedef enum sg_route_kind {
     SG_ROUTE_HEALTHZ,
     SG_ROUTE_READYZ,
     SG_ROUTE_METRICS,
-    SG_ROUTE_SCIM,  /* /scim/v2/{tenant}/...  */
-    SG_ROUTE_ADMIN, /* /admin/v1/...           */
+    SG_ROUTE_SCIM,   /* /scim/v2/{tenant}/...  */
+    SG_ROUTE_ADMIN,  /* /admin/v1/...           */
+    SG_ROUTE_PORTAL, /* /admin, /admin/<file>   */
 } sg_route_kind;
 
 typedef enum sg_endpoint {
@@ -45,7 +46,9 @@ typedef struct sg_route {
     const char *id; /* resource or schema id (into `norm`), or NULL    */
     size_t id_len;
     char norm[SG_ROUTE_PATH_MAX]; /* the normalised path              */
-    const char *rest;             /* SG_ROUTE_ADMIN: the path after /admin/v1      */
+    /* SG_ROUTE_ADMIN: the path after /admin/v1; SG_ROUTE_PORTAL: the file
+     * name ("" for /admin itself, NULL for a deeper path). */
+    const char *rest;
 } sg_route;
 
 /* Route `path` (already percent-decoded). Never fails: unknown paths give

@@ -53,7 +53,8 @@ typedef struct sg_request {
 
 typedef struct sg_response {
     int status;
-    const char *content_type; /* static string; NULL for no body */
+    const char *content_type;  /* static string; NULL for no body */
+    const char *cache_control; /* static string; NULL: "no-store" */
     sg_buf body;
     sg_buf headers; /* extra "Name: value\r\n" lines */
 } sg_response;

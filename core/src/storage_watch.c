@@ -121,7 +121,15 @@ static sg_status seen(sg_status s)
     X(job_expire, (sg_conn * c, int64_t now, sg_job_fn fn, void *ud, sg_error *err),               \
       (c, now, fn, ud, err))                                                                       \
     X(job_counts, (sg_conn * c, const char *t, sg_job_count_fn fn, void *ud, sg_error *err),       \
-      (c, t, fn, ud, err))
+      (c, t, fn, ud, err))                                                                         \
+    X(session_create, (sg_conn * c, const sg_session *s, sg_error *err), (c, s, err))              \
+    X(session_get, (sg_conn * c, const char *id, sg_session_fn fn, void *ud, sg_error *err),       \
+      (c, id, fn, ud, err))                                                                        \
+    X(session_touch, (sg_conn * c, const char *id, int64_t at, sg_error *err), (c, id, at, err))   \
+    X(session_delete, (sg_conn * c, const char *id, sg_error *err), (c, id, err))                  \
+    X(session_purge,                                                                               \
+      (sg_conn * c, int64_t now, int64_t seen_before, int64_t * removed, sg_error * err),          \
+      (c, now, seen_before, removed, err))
 
 #define WRAP(name, params, args)                                                                   \
     static sg_status w_##name params                                                               \

@@ -216,6 +216,18 @@ static const char *const migrations[] = {
      * running out, an approval's deadline passing. */
     "CREATE INDEX jobs_lease ON jobs (lease_until_ms) WHERE status = 'Sending';\n"
     "CREATE INDEX jobs_expiry ON jobs (expires_ms) WHERE status = 'AwaitingApproval';\n",
+    /* 2: portal sessions (ABI 1.1), as storage_sqlite's migration 4. */
+    "CREATE TABLE sessions (\n"
+    "    id         text COLLATE \"C\" PRIMARY KEY,\n"
+    "    tid        bigint REFERENCES tenants (tid),\n"
+    "    login      text NOT NULL,\n"
+    "    hash       bytea NOT NULL CHECK (length(hash) = 32),\n"
+    "    created_ms bigint NOT NULL,\n"
+    "    expires_ms bigint NOT NULL,\n"
+    "    seen_ms    bigint NOT NULL\n"
+    ");\n"
+    "CREATE INDEX sessions_expires ON sessions (expires_ms);\n"
+    "CREATE INDEX sessions_seen ON sessions (seen_ms);\n",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -1429,6 +1441,124 @@ static sg_status st_token_touch(sg_conn *c, const char *id, int64_t when_ms, con
     return n ? SG_OK : sg_error_set(err, SG_ENOTFOUND, NULL, "no such token");
 }
 
+/* ---- portal sessions (ABI 1.1) ------------------------------------------------------- */
+
+/* $2 is the owner: 0 for the operators (stored as NULL). */
+static const pg_stmt SES_INS = {
+    "ses_ins", "INSERT INTO sessions (id, tid, login, hash, created_ms, expires_ms, seen_ms)"
+               " VALUES ($1, nullif($2::bigint, 0), $3, $4::bytea, $5::bigint, $6::bigint,"
+               " $7::bigint) ON CONFLICT DO NOTHING"};
+static const pg_stmt SES_GET = {
+    "ses_get", "SELECT t.id, s.login, encode(s.hash, 'hex'), s.created_ms, s.expires_ms,"
+               " s.seen_ms, t.disabled, (s.tid IS NULL)::int"
+               " FROM sessions s LEFT JOIN tenants t ON t.tid = s.tid WHERE s.id = $1"};
+static const pg_stmt SES_TOUCH = {"ses_touch",
+                                  "UPDATE sessions SET seen_ms = $2::bigint WHERE id = $1"};
+static const pg_stmt SES_DEL = {"ses_del", "DELETE FROM sessions WHERE id = $1"};
+static const pg_stmt SES_PURGE = {
+    "ses_purge", "DELETE FROM sessions WHERE expires_ms <= $1::bigint OR seen_ms < $2::bigint"};
+
+static sg_status st_session_create(sg_conn *c, const sg_session *x, sg_error *err)
+{
+    if (!x || !x->id || !*x->id || !x->hash || !x->login || !*x->login)
+        return sg_error_set(err, SG_EINVALID, "invalidValue",
+                            "a session needs an id, a login and a hash");
+    if (strlen(x->login) > SUBJECT_MAX)
+        return sg_error_set(err, SG_EINVALID, "invalidValue", "admin login longer than %d bytes",
+                            SUBJECT_MAX);
+    int64_t tid;
+    sg_status st = owner_of(c, x->tenant, &tid, err);
+    if (st != SG_OK) return st;
+    pg_params p;
+    pg_params_init(&p);
+    pg_param_text(&p, x->id);
+    pg_param_i64(&p, tid);
+    pg_param_text(&p, x->login);
+    pg_param_bytea(&p, x->hash, SG_HASH_LEN);
+    pg_param_i64(&p, x->created_ms);
+    pg_param_i64(&p, x->expires_ms);
+    pg_param_i64(&p, x->seen_ms);
+    int64_t n;
+    st = pg_run_changed(c, &SES_INS, &p, &n, err);
+    if (st != SG_OK) return st;
+    return n == 1 ? SG_OK
+                  : sg_error_set(err, SG_ECONFLICT, "uniqueness", "session id already exists");
+}
+
+static sg_status st_session_get(sg_conn *c, const char *id, sg_session_fn fn, void *ud,
+                                sg_error *err)
+{
+    if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no session id given");
+    pg_params p;
+    PGresult *r;
+    pg_params_init(&p);
+    pg_param_text(&p, id);
+    sg_status st = pg_run(c, &SES_GET, &p, &r, err);
+    pg_params_free(&p);
+    if (st != SG_OK) return st;
+    unsigned char hash[SG_HASH_LEN];
+    if (PQntuples(r) == 0) {
+        st = sg_error_set(err, SG_ENOTFOUND, NULL, "no such session");
+    } else if (!hex_col(r, 0, 2, hash, SG_HASH_LEN)) {
+        c->host->log(SG_LOG_ERROR, PLUGIN, "session row with a bad hash");
+        st = sg_error_set(err, SG_EINTERNAL, NULL, "storage error");
+    } else {
+        int is_op = pg_i64(r, 0, 7) != 0;
+        sg_session x = {
+            .id = id,
+            .tenant = is_op ? "" : pg_str(r, 0, 0),
+            .login = pg_str(r, 0, 1),
+            .hash = hash,
+            .created_ms = pg_i64(r, 0, 3),
+            .expires_ms = pg_i64(r, 0, 4),
+            .seen_ms = pg_i64(r, 0, 5),
+            .tenant_disabled = is_op ? 0 : pg_i64(r, 0, 6) != 0,
+        };
+        if (fn) fn(ud, &x);
+    }
+    PQclear(r);
+    return st;
+}
+
+/* One session by id through `s` (touch or delete); SG_ENOTFOUND when no row
+ * changed. */
+static sg_status session_change(sg_conn *c, const pg_stmt *s, const char *id, int64_t seen_ms,
+                                sg_error *err)
+{
+    if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no session id given");
+    pg_params p;
+    pg_params_init(&p);
+    pg_param_text(&p, id);
+    if (s == &SES_TOUCH) pg_param_i64(&p, seen_ms);
+    int64_t n;
+    sg_status st = pg_run_changed(c, s, &p, &n, err);
+    if (st != SG_OK) return st;
+    return n ? SG_OK : sg_error_set(err, SG_ENOTFOUND, NULL, "no such session");
+}
+
+static sg_status st_session_touch(sg_conn *c, const char *id, int64_t seen_ms, sg_error *err)
+{
+    return session_change(c, &SES_TOUCH, id, seen_ms, err);
+}
+
+static sg_status st_session_delete(sg_conn *c, const char *id, sg_error *err)
+{
+    return session_change(c, &SES_DEL, id, 0, err);
+}
+
+static sg_status st_session_purge(sg_conn *c, int64_t now_ms, int64_t seen_before_ms,
+                                  int64_t *removed, sg_error *err)
+{
+    pg_params p;
+    pg_params_init(&p);
+    pg_param_i64(&p, now_ms);
+    pg_param_i64(&p, seen_before_ms);
+    int64_t n;
+    sg_status st = pg_run_changed(c, &SES_PURGE, &p, &n, err);
+    if (st == SG_OK && removed) *removed = n;
+    return st;
+}
+
 /* ---- admins ---------------------------------------------------------------------------- */
 
 /* $1 is the owner, 0 for operators: the expression of admins_login. */
@@ -2091,6 +2221,11 @@ static const sg_storage_vtab vtab = {
     .job_list = pg_job_list,
     .job_claim = pg_job_claim,
     .job_expire = pg_job_expire,
+    .session_create = st_session_create,
+    .session_get = st_session_get,
+    .session_touch = st_session_touch,
+    .session_delete = st_session_delete,
+    .session_purge = st_session_purge,
     .job_counts = pg_job_counts,
 };
 

@@ -15,7 +15,7 @@
 **                   plugins/common/sqlfilter.c), and search
 **   pg_lifecycle.c  devices, settings, events, tombstones, the outbox
 **
-** Schema (migration 1, pg.c; every table carries the tenant's tid):
+** Schema (migrations 1 and 2, pg.c; every table carries the tenant's tid):
 **   tenants   (tid bigint identity PK, id text UNIQUE, name text UNIQUE,
 **              created text, disabled int)
 **   tokens    (id text PK, tid bigint NULL (operators), hash bytea,
@@ -35,6 +35,9 @@
 **              uniq = 1; an index (rid))
 **   members   (mid bigint identity PK, group_rid, member_rid, display text,
 **              UNIQUE (group_rid, member_rid); index (member_rid))
+**   sessions  (migration 2: id text PK, tid bigint NULL (operators), login,
+**              hash bytea (32 bytes), created_ms, expires_ms, seen_ms;
+**              indexes (expires_ms), (seen_ms)): the portal's sign-ins
 **   devices, settings, events, tombstones, jobs: as storage_sqlite's
 **              migration 3, with bigint/bytea/text types; events also keep
 **              the writing transaction's id (xid8) for the feed (see

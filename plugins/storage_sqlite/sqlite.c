@@ -239,6 +239,19 @@ static const char *const migrations[] = {
     "CREATE INDEX jobs_tenant ON jobs (tid, status, created_ms);\n"
     "CREATE INDEX jobs_user ON jobs (tid, user_id);\n"
     "CREATE INDEX jobs_due ON jobs (status, next_attempt_ms, created_ms);\n",
+    /* 4: portal sessions (ABI 1.1). tid NULL: an operator's session. Only
+     * the HMAC of the cookie's secret is kept. */
+    "CREATE TABLE sessions (\n"
+    "    id         TEXT PRIMARY KEY,\n"
+    "    tid        INTEGER REFERENCES tenants (tid),\n"
+    "    login      TEXT NOT NULL,\n"
+    "    hash       BLOB NOT NULL CHECK (length(hash) = 32),\n"
+    "    created_ms INTEGER NOT NULL,\n"
+    "    expires_ms INTEGER NOT NULL,\n"
+    "    seen_ms    INTEGER NOT NULL\n"
+    ") STRICT;\n"
+    "CREATE INDEX sessions_expires ON sessions (expires_ms);\n"
+    "CREATE INDEX sessions_seen ON sessions (seen_ms);\n",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -310,6 +323,11 @@ enum {
     ST_JOB_EXPIRE,
     ST_JOB_COUNTS,
     ST_JOB_COUNTS_ALL,
+    ST_SES_INS,
+    ST_SES_GET,
+    ST_SES_TOUCH,
+    ST_SES_DEL,
+    ST_SES_PURGE,
     ST_COUNT
 };
 
@@ -466,6 +484,14 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_JOB_COUNTS] = "SELECT status, count(*) FROM jobs WHERE tid = ?1 GROUP BY status"
                       " ORDER BY status",
     [ST_JOB_COUNTS_ALL] = "SELECT status, count(*) FROM jobs GROUP BY status ORDER BY status",
+    [ST_SES_INS] = "INSERT INTO sessions (id, tid, login, hash, created_ms, expires_ms, seen_ms)"
+                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_SES_GET] = "SELECT t.id, s.login, s.hash, s.created_ms, s.expires_ms, s.seen_ms,"
+                   " t.disabled, s.tid IS NULL"
+                   " FROM sessions s LEFT JOIN tenants t ON t.tid = s.tid WHERE s.id = ?1",
+    [ST_SES_TOUCH] = "UPDATE sessions SET seen_ms = ?2 WHERE id = ?1",
+    [ST_SES_DEL] = "DELETE FROM sessions WHERE id = ?1",
+    [ST_SES_PURGE] = "DELETE FROM sessions WHERE expires_ms <= ?1 OR seen_ms < ?2",
 };
 
 /* ---- instance and connection ------------------------------------------------- */
@@ -1367,6 +1393,118 @@ static sg_status st_admin_get(sg_conn *c, const char *tenant, const char *login,
     }
     done(c, ST_ADMIN_GET, s);
     return st;
+}
+
+/* ---- portal sessions (ABI 1.1) ------------------------------------------------------- */
+
+static sg_status st_session_create(sg_conn *c, const sg_session *x, sg_error *err)
+{
+    if (!x || !x->id || !*x->id || !x->hash || !x->login || !*x->login)
+        return sg_error_set(err, SG_EINVALID, "invalidValue",
+                            "a session needs an id, a login and a hash");
+    if (strlen(x->login) > SUBJECT_MAX)
+        return sg_error_set(err, SG_EINVALID, "invalidValue", "admin login longer than %d bytes",
+                            SUBJECT_MAX);
+    int64_t tid;
+    sg_status s = tid_or_operator(c, x->tenant, &tid, err);
+    if (s != SG_OK) return s;
+    sqlite3_stmt *st;
+    s = use(c, ST_SES_INS, &st, err);
+    if (s != SG_OK) return s;
+    bind_text(st, 1, x->id);
+    bind_tid(st, 2, tid);
+    bind_text(st, 3, x->login);
+    sqlite3_bind_blob(st, 4, x->hash, SG_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, x->created_ms);
+    sqlite3_bind_int64(st, 6, x->expires_ms);
+    sqlite3_bind_int64(st, 7, x->seen_ms);
+    int rc = sqlite3_step(st);
+    done(c, ST_SES_INS, st);
+    if (rc == SQLITE_DONE) return SG_OK;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return sg_error_set(err, SG_ECONFLICT, "uniqueness", "session id already exists");
+    return fail(c, rc, err);
+}
+
+static sg_status st_session_get(sg_conn *c, const char *id, sg_session_fn fn, void *ud,
+                                sg_error *err)
+{
+    if (!id) return sg_error_set(err, SG_EINVALID, NULL, "no session id given");
+    sqlite3_stmt *s;
+    sg_status st = use(c, ST_SES_GET, &s, err);
+    if (st != SG_OK) return st;
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        int is_op = sqlite3_column_int(s, 7) != 0;
+        const void *hash = sqlite3_column_blob(s, 2);
+        if (!hash || sqlite3_column_bytes(s, 2) != SG_HASH_LEN) {
+            c->host->log(SG_LOG_ERROR, PLUGIN, "session row with a bad hash");
+            st = sg_error_set(err, SG_EINTERNAL, NULL, "storage error");
+        } else {
+            sg_session x = {
+                .id = id,
+                .tenant = is_op ? "" : col_text(s, 0),
+                .login = col_text(s, 1),
+                .hash = hash,
+                .created_ms = sqlite3_column_int64(s, 3),
+                .expires_ms = sqlite3_column_int64(s, 4),
+                .seen_ms = sqlite3_column_int64(s, 5),
+                .tenant_disabled = is_op ? 0 : sqlite3_column_int(s, 6) != 0,
+            };
+            if (fn) fn(ud, &x);
+        }
+    } else if (rc == SQLITE_DONE) {
+        st = sg_error_set(err, SG_ENOTFOUND, NULL, "no such session");
+    } else {
+        st = fail(c, rc, err);
+    }
+    done(c, ST_SES_GET, s);
+    return st;
+}
+
+static sg_status st_session_touch(sg_conn *c, const char *id, int64_t seen_ms, sg_error *err)
+{
+    sqlite3_stmt *s;
+    sg_status st = use(c, ST_SES_TOUCH, &s, err);
+    if (st != SG_OK) return st;
+    bind_text(s, 1, id);
+    sqlite3_bind_int64(s, 2, seen_ms);
+    int rc = sqlite3_step(s);
+    done(c, ST_SES_TOUCH, s);
+    if (rc != SQLITE_DONE) return fail(c, rc, err);
+    if (sqlite3_changes(c->db) == 0)
+        return sg_error_set(err, SG_ENOTFOUND, NULL, "no such session");
+    return SG_OK;
+}
+
+static sg_status st_session_delete(sg_conn *c, const char *id, sg_error *err)
+{
+    sqlite3_stmt *s;
+    sg_status st = use(c, ST_SES_DEL, &s, err);
+    if (st != SG_OK) return st;
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s);
+    done(c, ST_SES_DEL, s);
+    if (rc != SQLITE_DONE) return fail(c, rc, err);
+    if (sqlite3_changes(c->db) == 0)
+        return sg_error_set(err, SG_ENOTFOUND, NULL, "no such session");
+    return SG_OK;
+}
+
+static sg_status st_session_purge(sg_conn *c, int64_t now_ms, int64_t seen_before_ms,
+                                  int64_t *removed, sg_error *err)
+{
+    sqlite3_stmt *s;
+    sg_status st = use(c, ST_SES_PURGE, &s, err);
+    if (st != SG_OK) return st;
+    sqlite3_bind_int64(s, 1, now_ms);
+    sqlite3_bind_int64(s, 2, seen_before_ms);
+    int rc = sqlite3_step(s);
+    done(c, ST_SES_PURGE, s);
+    if (rc != SQLITE_DONE) return fail(c, rc, err);
+    if (removed) *removed = sqlite3_changes(c->db);
+    return SG_OK;
 }
 
 /* ---- resources ----------------------------------------------------------------------- */
@@ -3144,6 +3282,11 @@ static const sg_storage_vtab vtab = {
     .job_list = st_job_list,
     .job_claim = st_job_claim,
     .job_expire = st_job_expire,
+    .session_create = st_session_create,
+    .session_get = st_session_get,
+    .session_touch = st_session_touch,
+    .session_delete = st_session_delete,
+    .session_purge = st_session_purge,
     .job_counts = st_job_counts,
 };
 

@@ -33,7 +33,9 @@
 **       memberships      rows, O(k) in the ids given, never a group scan;
 **       lifecycle        devices, settings, events (seq grows in commit
 **                        order across the store), tombstones, the outbox
-**                        (job_claim: one owner per job, on any node).
+**                        (job_claim: one owner per job, on any node);
+**       sessions         the portal's sign-ins (ABI 1.1): stored hashed,
+**                        read by id in any tenant, purged when expired.
 **  5. Run the contract suite against it:
 **         SG_CONTRACT_PLUGIN=build/plugins/sg_storage_NAME.so build/tests/contract_tests
 **     (options for the store, if it needs any: SG_CONTRACT_OPTS="k=v;k=v").
@@ -367,11 +369,39 @@ static sg_status tpl_job_expire(sg_conn *c, int64_t now_ms, sg_job_fn fn, void *
     return notyet(err, "job_expire");
 }
 
-/* ABI 1.1, optional: the core checks `size` and NULL before calling it. */
+/* ABI 1.1 (optional: the core checks `size` and NULL before calling). */
 static sg_status tpl_job_counts(sg_conn *c, const char *tenant, sg_job_count_fn fn, void *ud,
                                 sg_error *err)
 {
     return notyet(err, "job_counts");
+}
+
+/* ABI 1.1: portal sessions (optional, as job_counts). */
+static sg_status tpl_session_create(sg_conn *c, const sg_session *s, sg_error *err)
+{
+    return notyet(err, "session_create");
+}
+
+static sg_status tpl_session_get(sg_conn *c, const char *id, sg_session_fn fn, void *ud,
+                                 sg_error *err)
+{
+    return notyet(err, "session_get");
+}
+
+static sg_status tpl_session_touch(sg_conn *c, const char *id, int64_t seen_ms, sg_error *err)
+{
+    return notyet(err, "session_touch");
+}
+
+static sg_status tpl_session_delete(sg_conn *c, const char *id, sg_error *err)
+{
+    return notyet(err, "session_delete");
+}
+
+static sg_status tpl_session_purge(sg_conn *c, int64_t now_ms, int64_t seen_before_ms,
+                                   int64_t *removed, sg_error *err)
+{
+    return notyet(err, "session_purge");
 }
 
 /* ---- registration ------------------------------------------------------------------- */
@@ -430,6 +460,11 @@ static const sg_storage_vtab vtab = {
     .job_list = tpl_job_list,
     .job_claim = tpl_job_claim,
     .job_expire = tpl_job_expire,
+    .session_create = tpl_session_create,
+    .session_get = tpl_session_get,
+    .session_touch = tpl_session_touch,
+    .session_delete = tpl_session_delete,
+    .session_purge = tpl_session_purge,
     .job_counts = tpl_job_counts,
 };
 

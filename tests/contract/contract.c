@@ -763,6 +763,136 @@ CT(admin, clash_inside_a_transaction_keeps_it_and_rollback_removes_all)
     cr_assert_str_eq(get_admin(t, "alice").hash, "h1");
 }
 
+/* ---- portal sessions (ABI 1.1) -------------------------------------------------------- */
+
+typedef struct session_seen {
+    int n;
+    char tenant[80];
+    char login[160];
+    int hash_ok;
+    int64_t created, expires, seen;
+    int tenant_disabled;
+} session_seen;
+
+static int session_fn(void *ud, const sg_session *x)
+{
+    session_seen *s = ud;
+    s->n++;
+    snprintf(s->tenant, sizeof s->tenant, "%s", x->tenant ? x->tenant : "(null)");
+    snprintf(s->login, sizeof s->login, "%s", x->login ? x->login : "(null)");
+    s->hash_ok = x->hash && !memcmp(x->hash, HASH1, SG_HASH_LEN);
+    s->created = x->created_ms;
+    s->expires = x->expires_ms;
+    s->seen = x->seen_ms;
+    s->tenant_disabled = x->tenant_disabled;
+    return 0;
+}
+
+static sg_status new_session(const char *id, const char *tenant, const char *login, int64_t created,
+                             int64_t expires, int64_t seen)
+{
+    sg_session x = {.id = id,
+                    .tenant = tenant,
+                    .login = login,
+                    .hash = HASH1,
+                    .created_ms = created,
+                    .expires_ms = expires,
+                    .seen_ms = seen};
+    sg_error_clear(&E);
+    return V->session_create(C, &x, &E);
+}
+
+static session_seen get_session(const char *id)
+{
+    session_seen s = {0};
+    OK(V->session_get(C, id, session_fn, &s, &E));
+    cr_assert_eq(s.n, 1, "session_get called back %d times", s.n);
+    return s;
+}
+
+CT(session, create_get_touch_delete_for_a_tenant_admin_and_an_operator)
+{
+    const char *t = mk_tenant("a");
+    OK(new_session(nm("s1"), t, "alice", 1000, 9000, 1500));
+    session_seen s = get_session(nm("s1"));
+    cr_assert_str_eq(s.tenant, t);
+    cr_assert_str_eq(s.login, "alice");
+    cr_assert(s.hash_ok, "the hash came back changed");
+    cr_assert_eq(s.created, 1000);
+    cr_assert_eq(s.expires, 9000);
+    cr_assert_eq(s.seen, 1500);
+    cr_assert_eq(s.tenant_disabled, 0);
+
+    OK(new_session(nm("s2"), NULL, nm("root"), 2000, 8000, 2000));
+    s = get_session(nm("s2"));
+    cr_assert(no_tenant(s.tenant), "an operator's session reported with tenant %s", s.tenant);
+    cr_assert_str_eq(s.login, nm("root"));
+
+    OK(V->session_touch(C, nm("s1"), 4242, &E));
+    cr_assert_eq(get_session(nm("s1")).seen, 4242);
+    cr_assert_eq(get_session(nm("s2")).seen, 2000, "touch changed another session");
+
+    OK(V->session_delete(C, nm("s1"), &E));
+    session_seen miss = {0};
+    ST(SG_ENOTFOUND, V->session_get(C, nm("s1"), session_fn, &miss, &E));
+    cr_assert_eq(miss.n, 0, "a miss called back");
+    ST(SG_ENOTFOUND, V->session_delete(C, nm("s1"), &E));
+    ST(SG_ENOTFOUND, V->session_touch(C, nm("s1"), 5000, &E));
+    get_session(nm("s2")); /* the other one stays */
+}
+
+CT(session, duplicate_id_unknown_tenant_and_bad_input_are_refused)
+{
+    const char *t = mk_tenant("a"), *b = mk_tenant("b");
+    OK(new_session(nm("s1"), t, "alice", 1000, 9000, 1000));
+    ST(SG_ECONFLICT, new_session(nm("s1"), b, "bob", 1000, 9000, 1000));
+    cr_assert_str_eq(get_session(nm("s1")).login, "alice", "the clash overwrote the session");
+    ST(SG_ENOTFOUND, new_session(nm("s2"), nm("no-tenant"), "alice", 1000, 9000, 1000));
+    ST(SG_EINVALID, new_session(nm("s3"), t, NULL, 1000, 9000, 1000));
+    ST(SG_EINVALID, new_session(NULL, t, "alice", 1000, 9000, 1000));
+    session_seen miss = {0};
+    ST(SG_ENOTFOUND, V->session_get(C, nm("s2"), session_fn, &miss, &E));
+    ST(SG_ENOTFOUND, V->session_get(C, nm("s3"), session_fn, &miss, &E));
+}
+
+CT(session, a_disabled_tenant_shows_and_rollback_removes_the_session)
+{
+    const char *t = mk_tenant("a");
+    OK(new_session(nm("s1"), t, "alice", 1000, 9000, 1000));
+    OK(V->tenant_set_disabled(C, t, 1, &E));
+    cr_assert_eq(get_session(nm("s1")).tenant_disabled, 1);
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    OK(new_session(nm("s2"), t, "alice", 1000, 9000, 1000));
+    OK(V->session_delete(C, nm("s1"), &E));
+    V->rollback(C);
+    session_seen miss = {0};
+    ST(SG_ENOTFOUND, V->session_get(C, nm("s2"), session_fn, &miss, &E));
+    get_session(nm("s1")); /* the delete was rolled back too */
+}
+
+CT(session, purge_removes_expired_and_idle_sessions_in_every_tenant)
+{
+    alone_with_the_store();
+    const char *t = mk_tenant("a"), *b = mk_tenant("b");
+    OK(new_session(nm("expired"), t, "alice", 1000, 5000, 4900));
+    OK(new_session(nm("at-end"), b, "bob", 1000, 6000, 5900)); /* expires_ms == now */
+    OK(new_session(nm("idle"), NULL, nm("root"), 1000, 90000, 2999));
+    OK(new_session(nm("seen-at-cut"), t, "carol", 1000, 90000, 3000));
+    OK(new_session(nm("live"), b, "dave", 1000, 90000, 5999));
+    int64_t removed = -1;
+    OK(V->session_purge(C, 6000, 3000, &removed, &E));
+    cr_assert(removed >= 3, "removed %lld", (long long)removed);
+    if (IS_SQLITE) cr_assert_eq(removed, 3);
+    session_seen miss = {0};
+    ST(SG_ENOTFOUND, V->session_get(C, nm("expired"), session_fn, &miss, &E));
+    ST(SG_ENOTFOUND, V->session_get(C, nm("at-end"), session_fn, &miss, &E));
+    ST(SG_ENOTFOUND, V->session_get(C, nm("idle"), session_fn, &miss, &E));
+    get_session(nm("seen-at-cut"));
+    get_session(nm("live"));
+    OK(V->session_purge(C, 6000, 3000, &removed, &E));
+    cr_assert_eq(removed, 0, "a second purge removed %lld", (long long)removed);
+}
+
 /* ---- resources ------------------------------------------------------------------------ */
 
 CT(resource, create_then_get_returns_the_row)
@@ -3783,6 +3913,10 @@ CT(sqlite_migration, version_1_file_upgrades_and_its_tokens_still_authenticate)
     job_rec claimed;
     OK(claim(C, "w1", LC0, 1000, &claimed, &E));
     cr_assert_str_eq(claimed.id, j.id);
+
+    /* And migration 4's portal sessions. */
+    OK(new_session(nm("s1"), t, "alice", 1000, 9000, 1000));
+    cr_assert_str_eq(get_session(nm("s1")).login, "alice");
     store_close();
 
     /* The file is sound: tokens.tid now takes NULL, keys and indexes hold. */
@@ -3801,11 +3935,14 @@ CT(sqlite_migration, version_1_file_upgrades_and_its_tokens_still_authenticate)
               v);
     cr_assert_str_eq(v, "1", "tokens_tenant was not recreated");
     lite_exec(db, "PRAGMA user_version", first_column, v);
-    cr_assert_str_eq(v, "3");
+    cr_assert_str_eq(v, "4");
     lite_exec(db,
               "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN"
               " ('devices', 'settings', 'events', 'tombstones', 'jobs')",
               first_column, v);
     cr_assert_str_eq(v, "5", "a table of migration 3 is missing");
+    lite_exec(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'sessions'",
+              first_column, v);
+    cr_assert_str_eq(v, "1", "the sessions table of migration 4 is missing");
     LITE.close(db);
 }

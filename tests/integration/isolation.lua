@@ -313,6 +313,10 @@ local ROUTES = {
   devices = {{"GET", "/devices"}, {"POST", "/devices", {name = "x", publicKey = string.rep("A", 43) .. "="}},
              {"DELETE", "/devices/D"}},
   tokens = {{"GET", "/tokens"}, {"POST", "/tokens", {}}, {"DELETE", "/tokens/T"}},
+  groups = {{"GET", "/groups"}, {"GET", "/groups?q=B"}},
+  events = {{"GET", "/events?limit=1000"}, {"GET", "/events?subject=U"}},
+  health = {{"GET", "/health"}},
+  scripts = {{"GET", "/scripts"}},
 }
 local ACTIONS = {"activate", "attach", "detach", "resend", "restore", "timeline"}
 
@@ -396,7 +400,8 @@ test("A's admin on A's tenant with B's ids: 404, refused or empty; B's objects u
     end
   end
   -- A's lists hold nothing of B's.
-  for _, p in ipairs{"/users?count=1000", "/jobs", "/devices", "/tokens", "/approvals", "/alerts", "/settings"} do
+  for _, p in ipairs{"/users?count=1000", "/users?q=secret", "/jobs", "/devices", "/tokens", "/approvals",
+                     "/alerts", "/settings", "/groups", "/groups?q=B", "/events?limit=1000", "/health"} do
     expect.status(admin("GET", A.tenant, p, nil, p == "/approvals" and A.device_token or nil), 200, p)
   end
   -- A's change feed and audit trail name B's ids only where A's own

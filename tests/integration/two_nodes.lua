@@ -51,6 +51,26 @@ test("a user written through one node is read through the other", function()
   expect.eq(again.headers.etag, p.headers.etag)
 end)
 
+test("a portal session works on both nodes and a sign-out on one ends it on the other", function()
+  local r = n1:run("admin", "create", n1.tenant, "portal-" .. run)
+  expect.eq(r.status, 0, r.stderr)
+  local pw = json.decode(r.stdout:match("([^\n]+)\n?$")).password
+  r = http.request{method = "POST", url = n1.base .. "/admin/v1/session",
+                   headers = {["Content-Type"] = "application/json"},
+                   body = json.encode{login = "portal-" .. run, password = pw, tenant = n1.tenant},
+                   raw = true}
+  expect.status(r, 201)
+  local cookie = r.headers["set-cookie"]:match("^(scimgate_session=[^;]+)")
+  local csrf = r.json.csrfToken
+  local function users(gw) return http.get(gw.base .. "/admin/v1/" .. gw.tenant .. "/users",
+                                            {Cookie = cookie}) end
+  expect.status(users(n2), 200, "the session is read from the shared store")
+  expect.status(http.request{method = "DELETE", url = n2.base .. "/admin/v1/session",
+                             headers = {Cookie = cookie, ["X-CSRF-Token"] = csrf}}, 204)
+  expect.status(users(n1), 401, "signed out on n2, gone on n1 at once")
+  expect.status(users(n2), 401)
+end)
+
 test("concurrent membership PATCHes through both nodes all land", function()
   local g = http.post(n1.url .. "/Groups", {displayName = "Everyone " .. run}, n1:auth())
   expect.status(g, 201)

@@ -99,6 +99,24 @@ Test(router, admin_prefix)
     cr_assert_str_eq(r.rest, "/tenants");
 }
 
+Test(router, portal_files_are_one_level_below_admin)
+{
+    sg_route_path("/admin", &r);
+    cr_assert_eq(r.kind, SG_ROUTE_PORTAL);
+    cr_assert_str_eq(r.rest, "");
+    sg_route_path("/admin/", &r);
+    cr_assert_eq(r.kind, SG_ROUTE_PORTAL);
+    cr_assert_str_eq(r.rest, "");
+    sg_route_path("//admin//app.js", &r);
+    cr_assert_eq(r.kind, SG_ROUTE_PORTAL);
+    cr_assert_str_eq(r.rest, "app.js");
+    sg_route_path("/admin/x/../app.js", &r); /* no file: deeper than one level */
+    cr_assert_eq(r.kind, SG_ROUTE_PORTAL);
+    cr_assert_null(r.rest);
+    sg_route_path("/admin/v1", &r); /* the API, not a file called v1 */
+    cr_assert_eq(r.kind, SG_ROUTE_ADMIN);
+}
+
 Test(router, tenant_id_rules)
 {
     cr_assert(sg_tenant_id_valid("0123456789abcdef0123456789abcdef", 32));

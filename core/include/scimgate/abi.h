@@ -12,7 +12,10 @@
 ** Change log
 **   1.0  first release: host services, storage (tenants, tokens of every
 **        kind, admins, resources, memberships, filter search) and auth vtables.
-**   1.1  storage: job_counts (jobs per status, for /metrics); optional.
+**   1.1  storage: job_counts (jobs per status, for /metrics); portal
+**        sessions (session_create, session_get, session_touch,
+**        session_delete, session_purge). All optional: the core checks the
+**        vtable's size before it calls them.
 */
 #ifndef SCIMGATE_ABI_H
 #define SCIMGATE_ABI_H

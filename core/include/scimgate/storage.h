@@ -195,6 +195,25 @@ typedef sg_status (*sg_job_fn)(void *ud, const sg_job *j);
 /* job_counts: `n` jobs have `status` (borrowed for the call). */
 typedef sg_status (*sg_job_count_fn)(void *ud, const char *status, int64_t n);
 
+/* ---- portal sessions (ABI 1.1) --------------------------------------------- */
+
+/* A signed-in admin's portal session. The cookie holds "<id>.<secret>";
+ * storage keeps only the HMAC of the secret (host->token_hash), like a
+ * token's. Every node of a deployment reads the same rows, so a session
+ * that was signed out (deleted) stops working on all of them at once. */
+typedef struct sg_session {
+    const char *id;            /* public part of the cookie                  */
+    const char *tenant;        /* NULL or "" for an operator                 */
+    const char *login;         /* the admin's login                          */
+    const unsigned char *hash; /* SG_HASH_LEN bytes                          */
+    int64_t created_ms;
+    int64_t expires_ms;  /* absolute end of the session                */
+    int64_t seen_ms;     /* last use, for the idle timeout             */
+    int tenant_disabled; /* output of session_get: the tenant is disabled */
+} sg_session;
+
+typedef int (*sg_session_fn)(void *ud, const sg_session *s);
+
 /* ---- resources --------------------------------------------------------- */
 
 /* sg_key.flags */
@@ -422,16 +441,29 @@ typedef struct sg_storage_vtab {
                            sg_job_fn fn, void *ud, sg_error *err);
     sg_status (*job_expire)(sg_conn *c, int64_t now_ms, sg_job_fn fn, void *ud, sg_error *err);
 
-    /* ABI 1.x: append new methods BELOW this line only. */
+    /* ---- ABI 1.1 (optional: the core checks SG_HAS_MEMBER and NULL) ----
+     * Portal sessions.
+     * session_create: SG_ECONFLICT on a duplicate id, SG_ENOTFOUND for an
+     * unknown tenant. session_get: by id in any tenant (operators'
+     * included), tenant_disabled filled in; SG_ENOTFOUND. session_touch sets
+     * seen_ms; SG_ENOTFOUND. session_delete: SG_ENOTFOUND when absent.
+     * session_purge removes, in every tenant, the sessions with expires_ms
+     * <= now_ms or seen_ms < seen_before_ms; *removed says how many. */
+    sg_status (*session_create)(sg_conn *c, const sg_session *s, sg_error *err);
+    sg_status (*session_get)(sg_conn *c, const char *id, sg_session_fn fn, void *ud, sg_error *err);
+    sg_status (*session_touch)(sg_conn *c, const char *id, int64_t seen_ms, sg_error *err);
+    sg_status (*session_delete)(sg_conn *c, const char *id, sg_error *err);
+    sg_status (*session_purge)(sg_conn *c, int64_t now_ms, int64_t seen_before_ms, int64_t *removed,
+                               sg_error *err);
 
-    /* 1.1. How many jobs each status has, in one tenant (NULL: in every
-     * tenant): fn once per status that has at least one job, in status
-     * order. SG_ENOTFOUND for an unknown tenant. For /metrics: it must not
-     * read the jobs themselves (an index on status serves it). Optional:
-     * the core checks SG_HAS_MEMBER(vt, sg_storage_vtab, job_counts) and
-     * that it is not NULL. */
+    /* How many jobs each status has, in one tenant (NULL: in every tenant):
+     * fn once per status that has at least one job, in status order.
+     * SG_ENOTFOUND for an unknown tenant. For /metrics: it must not read the
+     * jobs themselves (an index on status serves it). */
     sg_status (*job_counts)(sg_conn *c, const char *tenant, sg_job_count_fn fn, void *ud,
                             sg_error *err);
+
+    /* ABI 1.x: append new methods BELOW this line only. */
 } sg_storage_vtab;
 
 #endif
