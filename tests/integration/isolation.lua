@@ -314,7 +314,7 @@ local ROUTES = {
              {"DELETE", "/devices/D"}},
   tokens = {{"GET", "/tokens"}, {"POST", "/tokens", {}}, {"DELETE", "/tokens/T"}},
   groups = {{"GET", "/groups"}, {"GET", "/groups?q=B"}},
-  events = {{"GET", "/events?limit=1000"}, {"GET", "/events?subject=U"}},
+  events = {{"GET", "/events?subject=U"}}, -- the whole trail: below, with the change feed
   health = {{"GET", "/health"}},
   scripts = {{"GET", "/scripts"}},
 }
@@ -401,7 +401,7 @@ test("A's admin on A's tenant with B's ids: 404, refused or empty; B's objects u
   end
   -- A's lists hold nothing of B's.
   for _, p in ipairs{"/users?count=1000", "/users?q=secret", "/jobs", "/devices", "/tokens", "/approvals",
-                     "/alerts", "/settings", "/groups", "/groups?q=B", "/events?limit=1000", "/health"} do
+                     "/alerts", "/settings", "/groups", "/groups?q=B", "/health"} do
     expect.status(admin("GET", A.tenant, p, nil, p == "/approvals" and A.device_token or nil), 200, p)
   end
   -- A's change feed and audit trail name B's ids only where A's own
@@ -413,6 +413,18 @@ test("A's admin on A's tenant with B's ids: 404, refused or empty; B's objects u
   for _, e in ipairs(feed.json.events) do
     expect.truthy(e.actor == "token:" .. A.token_id or e.actor == "admin:alice", e.actor)
     expect.truthy(not bid[e.subject or ""], e.type .. " of " .. tostring(e.subject))
+  end
+  -- The audit trail (every event, not only changes) likewise: B's ids only
+  -- in A's own refused requests.
+  local audit = http.get(gw.base .. "/admin/v1/" .. A.tenant .. "/events?limit=1000", bearer(A.admin))
+  expect.status(audit, 200)
+  expect.truthy(#audit.json.events > 0, "A's audit trail")
+  for _, e in ipairs(audit.json.events) do
+    if bid[e.subject or ""] then
+      expect.truthy(e.type == "scim.refused" or e.type == "group.members_removed", e.type)
+      expect.eq(e.actor, "token:" .. A.token_id)
+    end
+    expect.truthy(not json.encode(e.data or {}):find(B.tenant, 1, true), "B's tenant in " .. e.type)
   end
   local bs = http.get(gw.base .. "/admin/v1/" .. B.tenant .. "/settings", bearer(B.admin))
   expect.eq(bs.json.settings.product_name, nil, "A's settings are A's")
