@@ -24,8 +24,10 @@ configure_build() { # dir, extra cmake args...
   cmake --build "$dir" -j "$jobs"
 }
 
+# Tests run side by side (one more than the cores: most of an integration
+# script's time is spent waiting on gateways and sockets).
 run_ctest() { # dir
-  (cd "$1" && ctest --output-on-failure --timeout 600)
+  (cd "$1" && ctest --output-on-failure --timeout 600 -j "$((jobs + 1))")
 }
 
 echo "== Format (clang-format, .clang-format)"
