@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages scimgate builds, runs and tests with, when any
 # is missing. Uses sudo when not run as root. Pass --runtime to install only
-# what building and running needs (no test tools).
+# what building and running needs (no test tools), --deep to add what
+# tests/deep.sh needs (clang with libFuzzer, llvm-symbolizer, valgrind).
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libcivetweb-dev liblua5.4-dev lua-cjson-dev
@@ -12,9 +13,11 @@ test_pkgs=(libcriterion-dev nginx openssl clang-format curl postgresql-15 chromi
 # conflicts with Debian's npm package: ask for the package only when there
 # is no npm command.
 command -v npm >/dev/null 2>&1 || test_pkgs+=(npm)
+deep_pkgs=(clang libclang-rt-14-dev llvm valgrind)
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-}" = "--runtime" ] || pkgs+=("${test_pkgs[@]}")
+[ "${1:-}" != "--deep" ] || pkgs+=("${deep_pkgs[@]}")
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -225,6 +225,12 @@ static bool read_value(parser *p, sg_filter *f)
             return false;
         }
         rawlen = p->pos - b;
+        /* A quoted literal is checked by jansson; an unquoted one must be
+         * text too, or storage would be handed bytes no client can send. */
+        if (!sg_utf8_valid(p->s + b, rawlen) || memchr(p->s + b, '\0', rawlen)) {
+            fail(p, b, "%s", "a comparison value must be UTF-8 text");
+            return false;
+        }
         raw = arena_strndup(p, p->s + b, rawlen);
         if (!raw) {
             oom(p);
@@ -607,9 +613,15 @@ static sg_filter *simplify(parser *p, sg_filter *f)
         if (!a) return NULL;
         if (is_const(a, 0)) return a;
         if (is_const(a, 1)) {
-            /* attr[true] is "attr has a value". */
+            /* attr[true] is "attr has a value": the node `attr pr` parses
+             * to, so stores see no shape the parser never makes (for
+             * emails, emails.value pr). */
+            sg_resolved r;
             f->op = SG_FOP_PR;
             f->a = f->b = NULL;
+            if (sg_schema_resolve(p->rt, f->attr.path, strlen(f->attr.path), &r) && r.attr &&
+                r.attr->value_sub)
+                sg_attr_ref_fill(&f->attr, r.attr, r.attr->value_sub);
             return f;
         }
         f->a = a;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <civetweb.h>
 
@@ -127,11 +128,35 @@ static void exit_thread(const struct mg_context *ctx, int thread_type, void *p)
 
 /* ---- writing responses -------------------------------------------------------- */
 
+/*
+** The Date header (RFC 9110 §5.6.7, IMF-fixdate). CivetWeb 1.15 writes one
+** itself only when the handler has not, and formats it with gmtime(),
+** whose static buffer two worker threads then share (ThreadSanitizer
+** reports the race; a response could carry another's garbled date). So we
+** always send our own, from gmtime_r and fixed English names (no locale).
+*/
+static void http_date(char out[64])
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t now = time(NULL);
+    struct tm tm;
+    if (!gmtime_r(&now, &tm)) memset(&tm, 0, sizeof tm);
+    /* The remainders only tell the compiler the ranges gmtime_r keeps. */
+    snprintf(out, 64, "%.3s, %02u %.3s %04u %02u:%02u:%02u GMT", days[(unsigned)tm.tm_wday % 7],
+             (unsigned)tm.tm_mday % 32, months[(unsigned)tm.tm_mon % 12],
+             (unsigned)(tm.tm_year + 1900) % 10000, (unsigned)tm.tm_hour % 24,
+             (unsigned)tm.tm_min % 60, (unsigned)tm.tm_sec % 61);
+}
+
 static void send_response(struct mg_connection *conn, const sg_response *res,
                           const char *request_id, bool close, bool head)
 {
-    char len[32];
+    char len[32], date[64];
     mg_response_header_start(conn, res->status);
+    http_date(date);
+    mg_response_header_add(conn, "Date", date, -1);
     if (res->content_type && res->status != 204 && res->status != 304) {
         mg_response_header_add(conn, "Content-Type", res->content_type, -1);
         snprintf(len, sizeof len, "%zu", res->body.len);

@@ -352,22 +352,20 @@ static sg_status put_attr(pctx *c, op_kind op, const sg_resolved *r, const json_
     return SG_OK;
 }
 
-/* The element a value path creates when nothing matches: the equality
- * conditions of its filter (emails[type eq "work"] gives {"type": "work"}).
- * NULL when the filter is not a conjunction of equalities. */
-static json_t *element_from_filter(const sg_filter *f, json_t *into)
+/* Put into `into` the element a value path creates when nothing matches:
+ * the equality conditions of its filter (emails[type eq "work"] gives
+ * {"type": "work"}). false when the filter is not a conjunction of
+ * equalities (or on allocation failure); the caller owns `into` either way. */
+static bool element_from_filter(const sg_filter *f, json_t *into)
 {
-    if (!into) return NULL;
     if (f->op == SG_FOP_AND)
-        return element_from_filter(f->b, element_from_filter(f->a, into)) ? into : NULL;
-    if (f->op != SG_FOP_EQ || !f->attr.sub) return NULL;
+        return element_from_filter(f->a, into) && element_from_filter(f->b, into);
+    if (f->op != SG_FOP_EQ || !f->attr.sub) return false;
     json_t *v = f->vtype == SG_VT_STRING   ? json_stringn(f->str, f->len)
                 : f->vtype == SG_VT_BOOL   ? json_boolean(f->boolean)
                 : f->vtype == SG_VT_NUMBER ? json_real(f->num)
                                            : NULL;
-    if (!v) return NULL;
-    json_object_set_new(into, f->attr.sub, v);
-    return into;
+    return v && json_object_set_new(into, f->attr.sub, v) == 0;
 }
 
 static sg_status match_elements(pctx *c, const target *t, json_t *arr, bool *matches, size_t n)
@@ -425,8 +423,13 @@ static sg_status put_valuepath(pctx *c, op_kind op, const target *t, const json_
     if (hits == 0 && conv) {
         /* Entra expects add and replace to create the element (ENTRA.md
          * §2.6.3): the filter's equalities plus the value. */
-        json_t *e = element_from_filter(t->vp->a, json_object());
+        json_t *e = json_object();
         if (!e) {
+            s = oom(c);
+            goto out;
+        }
+        if (!element_from_filter(t->vp->a, e)) {
+            json_decref(e);
             s = fail(c, "noTarget",
                      "no value matches the path's filter, and the filter does "
                      "not say how to create one");
@@ -444,7 +447,9 @@ static sg_status put_valuepath(pctx *c, op_kind op, const target *t, const json_
             json_array_append_new(cur, e);
             unique_primary(cur, e);
         } else {
+            /* This frees the old value `cur` pointed at. */
             json_object_set_new(cont, a->name, e);
+            cur = e;
         }
     }
     /* Elements left empty by clearing a sub-attribute go away. */

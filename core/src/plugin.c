@@ -13,6 +13,8 @@
 #include "util.h"
 
 static void host_log(sg_log_level level, const char *plugin, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void host_log(sg_log_level level, const char *plugin, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

@@ -15,6 +15,16 @@ test("ServiceProviderConfig says what is supported", function()
   expect.eq(r.json.meta.location, gw.url .. "/ServiceProviderConfig")
 end)
 
+test("responses carry an HTTP Date of now (RFC 9110 IMF-fixdate, written by the gateway)", function()
+  local r = http.get(gw.url .. "/ServiceProviderConfig", gw:auth())
+  expect.status(r, 200)
+  local d = r.headers.date
+  expect.match(d, "^%a%a%a, %d%d %a%a%a %d%d%d%d %d%d:%d%d:%d%d GMT$")
+  local now = os.time() -- the day of now or of a moment ago (a request across midnight)
+  local today, before = os.date("!%a, %d %b %Y", now), os.date("!%a, %d %b %Y", now - 10)
+  expect.eq(d:sub(1, 16) == today or d:sub(1, 16) == before, true, d)
+end)
+
 test("Schemas lists User, Group, the enterprise and lifecycle extensions", function()
   local r = http.get(gw.url .. "/Schemas", gw:auth())
   expect.status(r, 200)

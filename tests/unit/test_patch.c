@@ -575,6 +575,22 @@ Test(patch, manager_object_add)
               WITH_MANAGER("X"));
 }
 
+Test(patch, value_path_on_a_single_valued_attribute_replaces_what_does_not_match)
+{
+    /* add/replace on a value path create the element when none matches
+     * (ENTRA.md §2.6.3); on a single-valued complex attribute that element
+     * takes the old value's place. Found by tests/fuzz (patch): the code
+     * went on reading the old value after freeing it. */
+    user_case(WITH_MANAGER("OLD"),
+              "{" PATCHOP ",'Operations':[{'op':'add','path':'manager[value eq \\'manager-id\\']',"
+              "'value':'NEW'}]}",
+              WITH_MANAGER("NEW"));
+    user_case("{'userName':'a@contoso.com','name':{'givenName':'A','familyName':'B'}}",
+              "{" PATCHOP ",'Operations':[{'op':'replace','path':"
+              "'name[givenName eq \\'x\\'].familyName','value':'Y'}]}",
+              "{'userName':'a@contoso.com','name':{'givenName':'x','familyName':'Y'}}");
+}
+
 Test(patch, manager_remove_by_value_filter)
 {
     user_case(WITH_MANAGER("manager-id"),
@@ -983,6 +999,20 @@ Test(patch, remove_without_path_is_no_target)
      * noTarget". */
     user_error("{'userName':'a@contoso.com','title':'T'}",
                "{" PATCHOP ",'Operations':[{'op':'remove'}]}", "noTarget", 1);
+}
+
+Test(patch, value_path_that_cannot_create_its_element_is_no_target)
+{
+    /* Nothing matches, and an `ew` (or an `or`) does not say what element
+     * to create. Found by tests/fuzz (patch): the half-built element leaked. */
+    user_error("{'userName':'a@contoso.com','emails':[{'type':'work','value':'a@contoso.com'}]}",
+               "{" PATCHOP ",'Operations':[{'op':'replace','path':'emails[value ew "
+               "\\'example.com\\'].primary','value':false}]}",
+               "noTarget", 1);
+    user_error("{'userName':'a@contoso.com'}",
+               "{" PATCHOP ",'Operations':[{'op':'add','path':'emails[type eq \\'work\\' and "
+               "value co \\'x\\'].value','value':'x@y.z'}]}",
+               "noTarget", 1);
 }
 
 Test(patch, unknown_op_is_invalid_syntax)

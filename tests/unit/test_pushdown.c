@@ -238,6 +238,8 @@ static void close_store(void)
     if (W.st) W.v->close(W.st);
     W.c = NULL;
     W.st = NULL;
+    if (W.dl) dlclose(W.dl);
+    W.dl = NULL;
     for (int i = 0; i < NUSERS; i++) {
         json_decref(W.users[i].doc);
         free(W.users[i].json);
@@ -1234,4 +1236,5 @@ Test(pushdown, index_driven_filters_are_index_lookups)
         sg_filter_free(t);
     }
     api.close(db);
+    dlclose(lib);
 }
