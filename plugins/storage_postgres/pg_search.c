@@ -727,13 +727,22 @@ static sg_status bind(struct search *s, size_t n, const char *const *extra, int 
     return pg_oom(err);
 }
 
-/* "SELECT count(*) FROM resources r WHERE ..." on its own. */
+/* count(*) of the tenant's resources of the type: the slots that
+ * migration 3's trigger keeps (no row: 0). */
+#define COUNT_ALL                                                                                  \
+    "SELECT coalesce(sum(n), 0)::bigint FROM resource_counts WHERE tid = $1::bigint"               \
+    " AND rtype = $2::int"
+
+/* "SELECT count(*) FROM resources r WHERE ..." on its own (without a
+ * filter, COUNT_ALL). */
 static sg_status run_count(struct search *s, int64_t *total, sg_error *err)
 {
     sg_conn *c = s->c;
     sg_buf sql = {0};
     sg_status st = SG_OK;
-    const char *parts[] = {"SELECT count(*) FROM resources r WHERE ", s->where};
+    int all = !s->q->filter;
+    const char *parts[] = {all ? COUNT_ALL : "SELECT count(*) FROM resources r WHERE ",
+                           all ? "" : s->where};
     for (size_t i = 0; st == SG_OK && i < 2; i++)
         st = c->host->buf_append(&sql, parts[i], strlen(parts[i]));
     if (st != SG_OK) {
@@ -829,15 +838,31 @@ static sg_status run_rows(struct search *s, int paged, int with_count, sg_row_fn
         nextra = 2;
         snprintf(tail, sizeof tail, " LIMIT $%zu::bigint OFFSET $%zu::bigint", next, next + 1);
     }
+    /* A page (a LIMIT) picks its rids first, then reads only their rows
+     * (late row lookup): the OFFSET then walks an index-only scan of
+     * resources_list (tid, rtype, rid) when nothing else is asked, not the
+     * table's rows with their bodies and jsonb (at 100,000 users, offset
+     * 90,000: 20 ms instead of 90-240 ms). The outer ORDER BY repeats the
+     * inner one, which ends with the unique rid: the same rows in the same
+     * order. */
+    int late = paged && qq->count > 0;
+    int all = with_count && !qq->filter;
     const char *parts[] = {"SELECT r.id, r.version, r.created, r.modified, r.body",
-                           with_count ? ", (SELECT count(*) FROM resources r WHERE " : "",
-                           with_count ? s->where : "",
-                           with_count ? ")" : "",
+                           all          ? ", (" COUNT_ALL ")"
+                           : with_count ? ", (SELECT count(*) FROM resources r WHERE "
+                                        : "",
+                           with_count && !all ? s->where : "",
+                           with_count && !all ? ")" : "",
                            " FROM resources r WHERE ",
+                           late ? "r.rid IN (SELECT r.rid FROM resources r WHERE " : "",
                            s->where,
+                           late ? " ORDER BY " : "",
+                           late ? s->order : "",
+                           late ? tail : "",
+                           late ? ")" : "",
                            " ORDER BY ",
                            s->order,
-                           paged ? tail : ""};
+                           paged && !late ? tail : ""};
     sg_status st = SG_OK;
     for (size_t i = 0; st == SG_OK && i < sizeof parts / sizeof parts[0]; i++)
         st = h->buf_append(&sql, parts[i], strlen(parts[i]));

@@ -1405,6 +1405,74 @@ CT(search, paging_and_total)
     cr_assert_eq(out.total, 9);
 }
 
+/* totalResults of an unfiltered list on a full page (which cannot tell the
+ * total by itself): a plugin may keep it as a counter, so it must follow
+ * creates, removes, failed creates and rolled-back transactions, per type
+ * and per tenant. */
+static int64_t total_of(const char *t, sg_rtype type, int64_t start_index)
+{
+    rows r;
+    sg_search_out out;
+    sg_query q = q_of(type, NULL);
+    q.start_index = start_index;
+    q.count = 1;
+    OK(search(t, &q, &r, &out));
+    cr_assert_null(out.residual);
+    return out.total;
+}
+
+CT(search, unfiltered_total_follows_every_write)
+{
+    const char *t = mk_tenant("a"), *b = mk_tenant("b"), *empty = mk_tenant("c");
+    const char *u1 = mk_user(t, "u1", "one", 1);
+    mk_user(t, "u2", "two", 2);
+    mk_user(t, "u3", "three", 3);
+    mk_group(t, "g1", "G1", 4);
+    mk_user(b, "bu1", "one", 1);
+    cr_assert_eq(total_of(t, SG_RT_USER, 1), 3);
+    cr_assert_eq(total_of(t, SG_RT_USER, 2), 3);
+    cr_assert_eq(total_of(t, SG_RT_USER, 7), 3, "past the end");
+    cr_assert_eq(total_of(t, SG_RT_GROUP, 1), 1);
+    cr_assert_eq(total_of(b, SG_RT_USER, 1), 1);
+    cr_assert_eq(total_of(b, SG_RT_GROUP, 1), 0);
+    cr_assert_eq(total_of(empty, SG_RT_USER, 1), 0);
+    cr_assert_eq(total_of(empty, SG_RT_USER, 5), 0);
+
+    OK(V->remove(C, t, SG_RT_USER, u1, &E));
+    cr_assert_eq(total_of(t, SG_RT_USER, 1), 2);
+    res x;
+    res_user(&x, "u2b", "two", 5); /* userName taken: refused, nothing counted */
+    ST(SG_ECONFLICT, V->create(C, t, &x.r, &E));
+    cr_assert_eq(total_of(t, SG_RT_USER, 1), 2);
+
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    res_user(&x, "u4", "four", 6);
+    OK(V->create(C, t, &x.r, &E));
+    cr_assert_eq(total_of(t, SG_RT_USER, 1), 3, "the transaction sees its own create");
+    V->rollback(C);
+    cr_assert_eq(total_of(t, SG_RT_USER, 1), 2, "a rolled-back create counted");
+
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    OK(V->create(C, t, &x.r, &E));
+    OK(V->commit(C, &E));
+    cr_assert_eq(total_of(t, SG_RT_USER, 1), 3);
+    cr_assert_eq(total_of(t, SG_RT_GROUP, 1), 1);
+    cr_assert_eq(total_of(b, SG_RT_USER, 1), 1);
+
+    /* Another connection's writes (storage_postgres counts per backend). */
+    sg_conn *c2 = NULL;
+    OK(V->connect(S, &c2, &E));
+    res_user(&x, "u5", "five", 7);
+    OK(V->create(c2, t, &x.r, &E));
+    OK(V->remove(c2, t, SG_RT_USER, x.r.id, &E));
+    OK(V->remove(c2, t, SG_RT_USER, nm("u4"), &E));
+    cr_assert_eq(total_of(t, SG_RT_USER, 1), 2);
+    res_user(&x, "u6", "six", 8);
+    OK(V->create(c2, t, &x.r, &E));
+    cr_assert_eq(total_of(t, SG_RT_USER, 1), 3);
+    V->disconnect(c2);
+}
+
 CT(search, count_zero_gives_only_the_total)
 {
     const char *t = mk_tenant("a");
@@ -3935,7 +4003,7 @@ CT(sqlite_migration, version_1_file_upgrades_and_its_tokens_still_authenticate)
               v);
     cr_assert_str_eq(v, "1", "tokens_tenant was not recreated");
     lite_exec(db, "PRAGMA user_version", first_column, v);
-    cr_assert_str_eq(v, "4");
+    cr_assert_str_eq(v, "5");
     lite_exec(db,
               "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN"
               " ('devices', 'settings', 'events', 'tombstones', 'jobs')",
@@ -3944,5 +4012,126 @@ CT(sqlite_migration, version_1_file_upgrades_and_its_tokens_still_authenticate)
     lite_exec(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'sessions'",
               first_column, v);
     cr_assert_str_eq(v, "1", "the sessions table of migration 4 is missing");
+    /* Migration 5 counted the resources already there (u1 before the
+     * upgrade), and its triggers kept the count since. */
+    lite_exec(db,
+              "SELECT count(*) FROM (SELECT tid, rtype, count(*) AS c FROM resources"
+              " GROUP BY tid, rtype) a FULL JOIN resource_counts b USING (tid, rtype)"
+              " WHERE a.c IS NOT b.n AND NOT (a.c IS NULL AND b.n = 0)",
+              first_column, v);
+    cr_assert_str_eq(v, "0", "resource_counts differs from count(*)");
+    lite_exec(db, "SELECT n FROM resource_counts WHERE tid = 1 AND rtype = 1", first_column, v);
+    cr_assert_str_eq(v, "1", "the old file's user was not counted");
     LITE.close(db);
+}
+
+/* ---- storage_sqlite's page anchors ---------------------------------------------------- */
+
+/* Every page of the unfiltered user list of t (every start, a few counts)
+ * is the slice of `want` (n ids in creation order), with total n. */
+static void pages_match(const char *t, const char *const *want, int n)
+{
+    static const int64_t counts[] = {1, 2, 3, 5, 100};
+    for (int start = 1; start <= n + 2; start++) {
+        for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+            rows r;
+            sg_search_out out;
+            sg_query q = q_of(SG_RT_USER, NULL);
+            q.start_index = start;
+            q.count = counts[k];
+            OK(search(t, &q, &r, &out));
+            const char *slice[ROWS_MAX + 1];
+            int m = 0;
+            for (int i = start - 1; i < n && m < counts[k]; i++) slice[m++] = want[i];
+            slice[m] = NULL;
+            rows_expect(&r, slice);
+            cr_assert_eq(out.total, n, "start %d count %lld: total %lld, want %d", start,
+                         (long long)counts[k], (long long)out.total, n);
+        }
+    }
+}
+
+/* Drop ids[i], keeping the order. */
+static void drop_at(const char **ids, int *n, int i)
+{
+    memmove(&ids[i], &ids[i + 1], (size_t)(*n - i - 1) * sizeof *ids);
+    --*n;
+}
+
+CT(sqlite_paging, anchored_pages_follow_deletes_appends_rollbacks_and_other_connections)
+{
+    if (!IS_SQLITE) cr_skip_test("storage_sqlite's page anchors only");
+    /* Anchors every 2 rows, so that a few users cross many of them. */
+    store_close();
+    opts o;
+    opts_load(&o, "page_anchor_stride", "2");
+    sg_error_clear(&E);
+    sg_status st = V->open(&H, DATA_DIR, o.kv, o.n, &S, &E);
+    opts_free(&o);
+    cr_assert_eq(st, SG_OK, "open: %d (%s)", (int)st, E.detail);
+    OK(V->connect(S, &C, &E));
+    sg_conn *c2 = NULL;
+    OK(V->connect(S, &c2, &E));
+
+    const char *t = mk_tenant("a"), *b = mk_tenant("b");
+    const char *ids[40];
+    int n = 0;
+    char base[16];
+    for (int i = 1; i <= 9; i++) {
+        snprintf(base, sizeof base, "u%d", i);
+        ids[n++] = mk_user(t, base, base, i);
+        snprintf(base, sizeof base, "b%d", i); /* another tenant's rows in between */
+        mk_user(b, base, base, i);
+    }
+    mk_group(t, "g1", "G1", 10); /* another type's row too */
+    pages_match(t, ids, n);
+
+    /* A delete moves every later row up one position. */
+    OK(V->remove(C, t, SG_RT_USER, ids[2], &E));
+    drop_at(ids, &n, 2);
+    pages_match(t, ids, n);
+
+    /* Appends keep the anchors; the pages reach the new rows. */
+    ids[n++] = mk_user(t, "u10", "u10", 11);
+    ids[n++] = mk_user(t, "u11", "u11", 12);
+    pages_match(t, ids, n);
+
+    /* Another connection's delete and append, seen here. */
+    OK(V->remove(c2, t, SG_RT_USER, ids[4], &E));
+    drop_at(ids, &n, 4);
+    pages_match(t, ids, n);
+    res x;
+    res_user(&x, "u12", "u12", 13);
+    OK(V->create(c2, t, &x.r, &E));
+    ids[n++] = nm("u12");
+    pages_match(t, ids, n);
+
+    /* Rows of a rolled-back transaction, seen by the transaction itself,
+     * then gone; the rids they took go to the next rows. */
+    OK(V->begin(C, SG_TXN_WRITE, &E));
+    res_user(&x, "u13", "u13", 14);
+    OK(V->create(C, t, &x.r, &E));
+    res_user(&x, "u14", "u14", 15);
+    OK(V->create(C, t, &x.r, &E));
+    ids[n] = nm("u13");
+    ids[n + 1] = nm("u14");
+    pages_match(t, ids, n + 2);
+    V->rollback(C);
+    pages_match(t, ids, n);
+    res_user(&x, "u15", "u15", 16);
+    OK(V->create(c2, t, &x.r, &E));
+    ids[n++] = nm("u15");
+    pages_match(t, ids, n);
+
+    /* The last row deleted and its rid taken again. */
+    OK(V->remove(C, t, SG_RT_USER, ids[n - 1], &E));
+    drop_at(ids, &n, n - 1);
+    pages_match(t, ids, n);
+    ids[n++] = mk_user(t, "u16", "u16", 17);
+    pages_match(t, ids, n);
+    /* And the first. */
+    OK(V->remove(c2, t, SG_RT_USER, ids[0], &E));
+    drop_at(ids, &n, 0);
+    pages_match(t, ids, n);
+    V->disconnect(c2);
 }
