@@ -520,9 +520,13 @@ sg_status pg_error(sg_conn *c, const PGresult *r, sg_error *err)
         h->log(SG_LOG_DEBUG, PLUGIN, "unique violation on %s", cons ? cons : "?");
         return sg_error_set(err, SG_ECONFLICT, "uniqueness", "the value is already taken");
     }
+    /* A serialization failure or a deadlock: the transaction was rolled
+     * back whole and the same request will succeed when sent again, so it is
+     * the retryable "unavailable" (503 with Retry-After), not a version
+     * mismatch (412, which a client must not simply resend). */
     if (state_is(state, "40001") || state_is(state, "40P01")) {
         h->log(SG_LOG_INFO, PLUGIN, "postgres %s: %.*s", state, len, msg);
-        return sg_error_set(err, SG_EPRECOND, NULL, "a concurrent change conflicted, retry");
+        return sg_error_set(err, SG_EUNAVAIL, NULL, "a concurrent change conflicted, retry");
     }
     if (transient(state)) {
         h->log(SG_LOG_WARN, PLUGIN, "postgres %s: %.*s", state, len, msg);
