@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -482,8 +483,10 @@ respond:
         sg_buf_free(&f);
     }
     int status = res.status;
+    bool large = body.len >= SG_TRIM_BYTES || res.body.len >= SG_TRIM_BYTES;
     sg_response_free(&res);
     sg_buf_free(&body);
+    if (large) malloc_trim(0);
     sg_log_set_request_id(NULL);
     return status;
 }

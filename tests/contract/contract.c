@@ -2377,6 +2377,54 @@ CT(txn, busy_store_is_unavailable)
     V->close(s2);
 }
 
+/* SQLite: keep_cache_kib = 0 gives a connection's whole page cache back after
+ * every transaction (and after a rollback); what it wrote is still there to
+ * read, and a bad value is refused. */
+CT(txn, cache_given_back_after_each_transaction)
+{
+    if (!IS_SQLITE) return;
+    opts o;
+    sg_storage *s2 = NULL;
+    opts_load(&o, "keep_cache_kib", "lots");
+    ST(SG_EINVALID, V->open(&H, DATA_DIR, o.kv, o.n, &s2, &E));
+    opts_free(&o);
+    cr_assert_null(s2);
+    opts_load(&o, "keep_cache_kib", "0");
+    sg_conn *c2;
+    OK(V->open(&H, DATA_DIR, o.kv, o.n, &s2, &E));
+    opts_free(&o);
+    OK(V->connect(s2, &c2, &E));
+    const char *t = mk_tenant("keep");
+    static char ids[300][128];
+    OK(V->begin(c2, SG_TXN_WRITE, &E));
+    for (int i = 0; i < 300; i++) {
+        res x;
+        char base[16], name[32];
+        snprintf(base, sizeof base, "k%d", i);
+        snprintf(name, sizeof name, "keep%d@example.com", i);
+        res_user(&x, base, name, i);
+        OK(V->create(c2, t, &x.r, &E));
+        snprintf(ids[i], sizeof ids[i], "%s", x.id);
+    }
+    OK(V->commit(c2, &E));
+    OK(V->begin(c2, SG_TXN_WRITE, &E));
+    res x;
+    res_user(&x, "gone", "gone@example.com", 1);
+    OK(V->create(c2, t, &x.r, &E));
+    V->rollback(c2);
+    for (int i = 0; i < 300; i += 37) {
+        rows r;
+        rows_reset(&r);
+        OK(V->begin(c2, SG_TXN_READ, &E));
+        OK(V->get(c2, t, SG_RT_USER, ids[i], rows_fn, &r, &E));
+        OK(V->commit(c2, &E));
+        cr_assert_eq(r.n, 1, "user %d not found", i);
+    }
+    ST(SG_ENOTFOUND, V->get(c2, t, SG_RT_USER, x.id, NULL, NULL, &E)); /* rolled back */
+    V->disconnect(c2);
+    V->close(s2);
+}
+
 /* ==== the user lifecycle: devices, settings, events, tombstones, the outbox =========== */
 /*
 ** event_purge, tombstone_purge, job_claim and job_expire act on every tenant.
