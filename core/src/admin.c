@@ -331,16 +331,16 @@ static json_t *user_view(const sg_resource *r, const json_t *body)
         str_or_null(reason));
 }
 
-typedef struct user_rows {
+typedef struct page_rows {
     json_t *list;
     const sg_filter *residual; /* evaluate in memory (set by storage) */
     const sg_search_out *so;
     int64_t start, count, matched;
-} user_rows;
+} page_rows;
 
 static sg_status user_row(void *ud, const sg_resource *r)
 {
-    user_rows *u = ud;
+    page_rows *u = ud;
     json_t *body = json_loadb(r->json, r->json_len, 0, NULL);
     if (!body) return SG_EINTERNAL;
     bool match = true;
@@ -380,6 +380,44 @@ static bool prefix_filter(actx *c, const char *attr, const char *base, sg_buf *o
     return good;
 }
 
+/*
+** Answer a page of `type` in `attr` order, narrowed by the q= prefix of attr
+** (prefix_filter) and the filter text `also` (may be ""): {"total", key: [row
+** (fn) ...]}.
+*/
+static void list_sorted(actx *c, sg_rtype type, const char *attr, const char *also, int64_t start,
+                        int64_t count, sg_row_fn fn, const char *key)
+{
+    sg_buf fb = {0};
+    if (!prefix_filter(c, attr, also, &fb)) return;
+    const sg_rtdef *rt = sg_rt(type);
+    sg_filter_tree *tree = NULL;
+    sg_resolved by;
+    sg_attr_ref sort;
+    sg_schema_resolve(rt, attr, strlen(attr), &by);
+    sg_attr_ref_fill(&sort, by.attr, NULL);
+    if (fb.len && sg_filter_parse(rt, fb.data, fb.len, &c->w->srv->flim, &tree, &c->err) != SG_OK) {
+        sg_buf_free(&fb);
+        fail(c);
+        return;
+    }
+    sg_buf_free(&fb);
+    sg_query q = {.type = type,
+                  .filter = tree ? sg_filter_root(tree) : NULL,
+                  .sort = &sort,
+                  .start_index = start,
+                  .count = count};
+    sg_search_out so = {0};
+    page_rows u = {.list = json_array(), .so = &so, .start = start, .count = count};
+    if (begin(c, SG_TXN_READ) &&
+        ok(c, c->st->search(c->conn, c->tenant, &q, fn, &u, &so, &c->err)) && commit(c))
+        reply(c, 200,
+              json_pack("{sIso}", "total", (json_int_t)(so.residual ? u.matched : so.total), key,
+                        json_incref(u.list)));
+    json_decref(u.list);
+    sg_filter_free(tree);
+}
+
 static const char *const states[] = {SG_STATE_STAGED, SG_STATE_PENDING, SG_STATE_INVITED,
                                      SG_STATE_ACTIVE, SG_STATE_SUSPENDED};
 
@@ -402,34 +440,7 @@ static void users_list(actx *c)
             return;
         }
     }
-    sg_buf fb = {0};
-    if (!prefix_filter(c, "userName", ftext, &fb)) return;
-    const sg_rtdef *rt = sg_rt(SG_RT_USER);
-    sg_filter_tree *tree = NULL;
-    sg_resolved by;
-    sg_attr_ref sort;
-    sg_schema_resolve(rt, "userName", 8, &by);
-    sg_attr_ref_fill(&sort, by.attr, NULL);
-    if (fb.len && sg_filter_parse(rt, fb.data, fb.len, &c->w->srv->flim, &tree, &c->err) != SG_OK) {
-        sg_buf_free(&fb);
-        fail(c);
-        return;
-    }
-    sg_buf_free(&fb);
-    sg_query q = {.type = SG_RT_USER,
-                  .filter = tree ? sg_filter_root(tree) : NULL,
-                  .sort = &sort,
-                  .start_index = start,
-                  .count = count};
-    sg_search_out so = {0};
-    user_rows u = {.list = json_array(), .so = &so, .start = start, .count = count};
-    if (begin(c, SG_TXN_READ) &&
-        ok(c, c->st->search(c->conn, c->tenant, &q, user_row, &u, &so, &c->err)) && commit(c))
-        reply(c, 200,
-              json_pack("{sIso}", "total", (json_int_t)(so.residual ? u.matched : so.total),
-                        "users", json_incref(u.list)));
-    json_decref(u.list);
-    sg_filter_free(tree);
+    list_sorted(c, SG_RT_USER, "userName", ftext, start, count, user_row, "users");
 }
 
 typedef struct one_user {
@@ -633,7 +644,7 @@ static void users(actx *c)
 
 static sg_status group_row(void *ud, const sg_resource *r)
 {
-    user_rows *u = ud;
+    page_rows *u = ud;
     json_t *body = json_loadb(r->json, r->json_len, 0, NULL);
     if (!body) return SG_EINTERNAL;
     bool match = true;
@@ -673,34 +684,7 @@ static void groups(actx *c)
     if (!int_param(c, "start", 1, 1, INT32_MAX, &start) ||
         !int_param(c, "count", 100, 0, 1000, &count))
         return;
-    sg_buf fb = {0};
-    if (!prefix_filter(c, "displayName", "", &fb)) return;
-    const sg_rtdef *rt = sg_rt(SG_RT_GROUP);
-    sg_filter_tree *tree = NULL;
-    sg_resolved by;
-    sg_attr_ref sort;
-    sg_schema_resolve(rt, "displayName", 11, &by);
-    sg_attr_ref_fill(&sort, by.attr, NULL);
-    if (fb.len && sg_filter_parse(rt, fb.data, fb.len, &c->w->srv->flim, &tree, &c->err) != SG_OK) {
-        sg_buf_free(&fb);
-        fail(c);
-        return;
-    }
-    sg_buf_free(&fb);
-    sg_query q = {.type = SG_RT_GROUP,
-                  .filter = tree ? sg_filter_root(tree) : NULL,
-                  .sort = &sort,
-                  .start_index = start,
-                  .count = count};
-    sg_search_out so = {0};
-    user_rows u = {.list = json_array(), .so = &so, .start = start, .count = count};
-    if (begin(c, SG_TXN_READ) &&
-        ok(c, c->st->search(c->conn, c->tenant, &q, group_row, &u, &so, &c->err)) && commit(c))
-        reply(c, 200,
-              json_pack("{sIso}", "total", (json_int_t)(so.residual ? u.matched : so.total),
-                        "groups", json_incref(u.list)));
-    json_decref(u.list);
-    sg_filter_free(tree);
+    list_sorted(c, SG_RT_GROUP, "displayName", "", start, count, group_row, "groups");
 }
 
 /* GET /{T}/scripts: the hook scripts that apply to the tenant (the shared
