@@ -1817,6 +1817,19 @@ static long long tcp_content_length(const char *h, size_t n)
  * headers, body, json), or nil, "closed"|"timeout", the bytes received.
  * A body without Content-Length runs to the end of the connection.
  * [-(1|2), +(1|3), e] */
+/* The status code of an HTTP/1.x status line ("HTTP/1.1 200 OK"): its
+ * three digits after the version, or 0. */
+static int status_code(const char *p, size_t len)
+{
+    if (len < 12 || strncmp(p, "HTTP/", 5) || p[8] != ' ') return 0;
+    int code = 0;
+    for (int i = 9; i < 12; i++) {
+        if (p[i] < '0' || p[i] > '9') return 0;
+        code = code * 10 + (p[i] - '0');
+    }
+    return code;
+}
+
 static int l_tcp_response(lua_State *L)
 {
     struct tcp_conn *c = check_tcp(L);
@@ -1830,7 +1843,7 @@ static int l_tcp_response(lua_State *L)
             if (e) {
                 hlen = (size_t)(e - c->in.p) + 4;
                 clen = tcp_content_length(c->in.p, hlen);
-                int status = atoi(c->in.p + (c->in.len > 9 ? 9 : 0));
+                int status = status_code(c->in.p, hlen);
                 if (status == 204 || status == 304 || (status >= 100 && status < 200)) clen = 0;
             }
         }
@@ -1850,7 +1863,7 @@ static int l_tcp_response(lua_State *L)
     }
     size_t blen = clen < 0 ? c->in.len - hlen : (size_t)clen;
     lua_createtable(L, 0, 4);
-    lua_pushinteger(L, atoi(c->in.p + 9));
+    lua_pushinteger(L, status_code(c->in.p, hlen));
     lua_setfield(L, -2, "status");
     push_headers(L, c->in.p, hlen);
     lua_setfield(L, -2, "headers");

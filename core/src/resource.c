@@ -190,7 +190,7 @@ static sg_status set_attr(build *b, const sg_resolved *r, const json_t *v)
          * whole array first put a second tree of 100,000 objects beside the
          * parsed body, half of such a request's peak memory. Copied, so
          * that no id keeps a page of the parsed body from being given back
-         * once it is freed (the caller may malloc_trim then). */
+         * once it is freed (http.c trims after a large request). */
         json_t *ids = json_array();
         if (!ids) return sg_error_set(b->err, SG_ENOMEM, NULL, "out of memory");
         size_t n = json_is_array(v) ? json_array_size(v) : json_is_null(v) ? 0 : 1;

@@ -92,9 +92,9 @@ void sg_scim_search(sg_worker *w, sg_request *req, sg_response *res);
 ** by Bulk: 155 MiB of arenas, 107 MiB of it free blocks; RssAnon 72 MiB
 ** after malloc_trim (DESIGN §7 allows 100). malloc_trim hands the free pages of
 ** every arena back to the kernel (madvise); it costs a few milliseconds, so
-** it runs only after a request whose body or answer reached SG_TRIM_BYTES
-** (http.c, after the answer has left; scim_resources.c, once such a body's
-** parsed tree is freed). Small requests free little and reuse it.
+** it runs once, in http.c after the answer has left, and only after a
+** request whose body or answer reached SG_TRIM_BYTES. Small requests free
+** little and reuse it.
 */
 #define SG_TRIM_BYTES (256 * 1024)
 

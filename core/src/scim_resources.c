@@ -6,7 +6,6 @@
 ** Reads stream the stored canonical JSON into the response when nothing
 ** needs reshaping (DESIGN §7); only projections parse it.
 */
-#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,10 +295,6 @@ static bool read_body(rctx *c, sg_inbound *in)
     if (!parse_body(c, &doc)) return false;
     sg_status s = sg_resource_inbound(c->rt, doc, in, &c->err);
     json_decref(doc);
-    /* A large body's parsed tree is garbage now: give its pages back
-     * before the request builds its answer (a group of 100,000 members:
-     * ~35 MiB of tree, then ~20 MiB of answer). See SG_TRIM_BYTES. */
-    if (c->req->body_len >= SG_TRIM_BYTES) malloc_trim(0);
     if (s != SG_OK) return fail(c);
     return true;
 }
